@@ -1,0 +1,1 @@
+"""Adapters: persistence, cryptography, authentication and outbound integrations."""

@@ -1,0 +1,116 @@
+"""Persistence: one setting, REFERRAL_DATABASE_URL, mapped onto eventsourcing's environment.
+
+`sqlite:///PATH` (the embedded default) or `postgresql://USER:PASSWORD@HOST:PORT/DB[?schema=S]`.
+PostgreSQL database functions stay off: they drop the table lock that keeps tailing readers from
+skipping events (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from referral_core.application import ReferralApplication
+from referral_core.clock import Clock, utc_now
+
+DATABASE_URL_SETTING = "REFERRAL_DATABASE_URL"
+DEFAULT_DATABASE_URL = "sqlite:///var/referral.sqlite"
+
+
+class ConfigurationError(ValueError):
+    """A setting has a value the service cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """The parsed database URL and the eventsourcing environment it maps to."""
+
+    url: str
+    kind: str
+    env: dict[str, str]
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.kind == "postgres"
+
+
+def _bad(url: str, why: str) -> ConfigurationError:
+    shown = url.split("@")[-1] if "@" in url else url
+    return ConfigurationError(f"{DATABASE_URL_SETTING} is invalid ({why}): {shown[:100]}")
+
+
+def parse_database_url(url: str, *, pool_size: int = 5) -> StoreConfig:
+    """Map a database URL onto eventsourcing's environment variables."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise _bad(url, "not a URL") from exc
+    if parts.scheme == "sqlite":
+        return _sqlite(url, parts.netloc, parts.path)
+    if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return _postgres(url, parts, pool_size)
+    raise _bad(url, "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB")
+
+
+def _sqlite(url: str, netloc: str, path: str) -> StoreConfig:
+    if netloc:
+        raise _bad(url, "sqlite URLs have three slashes: sqlite:///PATH")
+    name = unquote(path[1:] if path.startswith("/") else path)
+    if not name:
+        raise _bad(url, "no file path")
+    if name != ":memory:":
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": name,
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
+    return StoreConfig(url, "sqlite", env)
+
+
+def _postgres(url: str, parts: object, pool_size: int) -> StoreConfig:
+    from urllib.parse import SplitResult
+
+    assert isinstance(parts, SplitResult)  # noqa: S101 -- narrows the type for mypy
+    try:
+        port = parts.port or 5432
+    except ValueError as exc:
+        raise _bad(url, "the port is not a number") from exc
+    dbname = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not dbname:
+        raise _bad(url, "a host and a database name are required")
+    query = parse_qs(parts.query)
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": parts.hostname,
+        "POSTGRES_PORT": str(port),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_PRE_PING": "y",
+        # Never on: it drops the append lock and writes into the wrong table (DESIGN.md).
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+    }
+    if "schema" in query:
+        schema = query["schema"][0]
+        if not schema.isidentifier():
+            raise _bad(url, "schema must be a plain identifier")
+        env["POSTGRES_SCHEMA"] = schema
+    return StoreConfig(url, "postgres", env)
+
+
+def build_application(
+    database_url: str = DEFAULT_DATABASE_URL,
+    *,
+    clock: Clock = utc_now,
+    pool_size: int = 5,
+) -> ReferralApplication:
+    """The referral application on the store the URL names."""
+    config = parse_database_url(database_url, pool_size=pool_size)
+    return ReferralApplication(env=config.env, clock=clock)

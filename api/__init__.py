@@ -1,0 +1,1 @@
+"""The HTTP API, its settings, and the command-line interface."""

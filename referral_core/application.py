@@ -1,0 +1,216 @@
+"""The application service: open cases, append events, read cases and their history, keep the directory.
+
+It runs on any eventsourcing persistence module; `adapters.store` chooses SQLite or PostgreSQL
+and the stored-event mapper. Nothing here knows which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID, uuid5
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from referral_core.case import Case, CaseEvent
+from referral_core.clock import Clock, utc_now
+from referral_core.commands import Decision, record_event
+from referral_core.directory import DIRECTORY_ID, Directory
+from referral_core.envelope import Envelope
+from referral_core.errors import (
+    CaseNotFoundError,
+    ConflictError,
+    DirectoryEntryNotFoundError,
+    VersionConflictError,
+)
+
+CASE_NAMESPACE = UUID("9a7d2b1c-3e4f-4a5b-8c6d-7e8f9a0b1c2d")
+SNAPSHOT_INTERVAL = 50
+DIRECTORY_RETRIES = 5
+
+T = TypeVar("T")
+
+
+def case_id_for_opening(event_id: UUID) -> UUID:
+    """The case a given opening event creates: a retried opening finds the same case."""
+    return uuid5(CASE_NAMESPACE, str(event_id))
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What an append acknowledges: the case, its new version, and the event's log position."""
+
+    case_id: UUID
+    version: int
+    event_id: str
+    position: int | None
+    duplicate: bool
+
+
+class ReferralApplication(Application[UUID]):
+    """One event store for every case and the directory; one global log."""
+
+    name = "Referral"
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        Case: SNAPSHOT_INTERVAL,
+        Directory: SNAPSHOT_INTERVAL,
+    }
+
+    def __init__(self, env: Mapping[str, str] | None = None, clock: Clock = utc_now) -> None:
+        super().__init__(env)
+        self.clock = clock
+
+    # -- cases -----------------------------------------------------------------------------------
+
+    def open_case(
+        self, *, event_type: str, payload: Mapping[str, Any], envelope: Envelope
+    ) -> AppendResult:
+        """Open a case with ChildIdentified or ContactReceived; a retry returns the same case."""
+        case_id = case_id_for_opening(envelope.event_id)
+        existing = self._find_case(case_id)
+        return self._decide_and_save(case_id, existing, event_type, payload, envelope, None)
+
+    def append(
+        self,
+        case_id: UUID,
+        *,
+        expected_version: int | None,
+        event_type: str,
+        payload: Mapping[str, Any],
+        envelope: Envelope,
+    ) -> AppendResult:
+        """Append one event; a stale `expected_version` raises `VersionConflictError`."""
+        case = self.get_case(case_id)
+        return self._decide_and_save(
+            case_id, case, event_type, payload, envelope, expected_version
+        )
+
+    def _decide_and_save(
+        self,
+        case_id: UUID,
+        case: Case | None,
+        event_type: str,
+        payload: Mapping[str, Any],
+        envelope: Envelope,
+        expected_version: int | None,
+    ) -> AppendResult:
+        decision = record_event(
+            case,
+            case_id=case_id,
+            event_type=event_type,
+            payload=payload,
+            envelope=envelope,
+            now=self.clock(),
+            expected_version=expected_version,
+        )
+        if decision.duplicate:
+            return self._result(decision, None)
+        try:
+            recordings = self.save(decision.case)
+        except IntegrityError:
+            return self._after_race(case_id, event_type, payload, envelope, expected_version)
+        return self._result(decision, recordings[-1].notification.id)
+
+    def _after_race(
+        self,
+        case_id: UUID,
+        event_type: str,
+        payload: Mapping[str, Any],
+        envelope: Envelope,
+        expected_version: int | None,
+    ) -> AppendResult:
+        """Another writer saved first: a retry of ours is a duplicate, anything else a conflict."""
+        case = self.get_case(case_id)
+        entry = case.entry(str(envelope.event_id))
+        if entry is not None:
+            decision = record_event(
+                case,
+                case_id=case_id,
+                event_type=event_type,
+                payload=payload,
+                envelope=envelope,
+                now=self.clock(),
+            )
+            return self._result(decision, None)
+        raise VersionConflictError(
+            "another writer appended to this case first",
+            expected=expected_version,
+            actual=case.version,
+        )
+
+    @staticmethod
+    def _result(decision: Decision, position: int | None) -> AppendResult:
+        return AppendResult(
+            case_id=decision.case.case_id,
+            version=decision.version,
+            event_id=decision.event_id,
+            position=position,
+            duplicate=decision.duplicate,
+        )
+
+    def _find_case(self, case_id: UUID, version: int | None = None) -> Case | None:
+        try:
+            aggregate = self.repository.get(case_id, version=version)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, Case) else None
+
+    def get_case(self, case_id: UUID, *, version: int | None = None) -> Case:
+        case = self._find_case(case_id, version)
+        if case is None:
+            raise CaseNotFoundError("no such case")
+        return case
+
+    def history(self, case_id: UUID, *, lte: int | None = None) -> list[CaseEvent]:
+        """Every event of a case in order, optionally up to a version."""
+        events = [e for e in self.events.get(case_id, lte=lte) if isinstance(e, CaseEvent)]
+        if not events:
+            raise CaseNotFoundError("no such case")
+        return events
+
+    def case_as_of(
+        self, case_id: UUID, *, version: int | None = None, at: datetime | None = None
+    ) -> Case:
+        """The case as it stood at a version, or as the system knew it at a time."""
+        if at is None:
+            return self.get_case(case_id, version=version)
+        case: Case | None = None
+        for event in self._events_until(case_id, at, version):
+            case = event.mutate(case)
+        if case is None:
+            raise CaseNotFoundError("the case did not exist then")
+        return case
+
+    def _events_until(
+        self, case_id: UUID, at: datetime, version: int | None
+    ) -> Iterator[CaseEvent]:
+        for event in self.history(case_id, lte=version):
+            if event.timestamp > at:
+                return
+            yield event
+
+    # -- directory -------------------------------------------------------------------------------
+
+    def directory(self, *, version: int | None = None) -> Directory:
+        try:
+            aggregate = self.repository.get(DIRECTORY_ID, version=version)
+        except AggregateNotFoundError:
+            return Directory.start()
+        if not isinstance(aggregate, Directory):
+            raise DirectoryEntryNotFoundError("the directory stream is not a directory")
+        return aggregate
+
+    def change_directory(self, change: Callable[[Directory], T]) -> T:
+        """Apply a directory command and save it, retrying if another writer got there first."""
+        for _ in range(DIRECTORY_RETRIES):
+            directory = self.directory()
+            result = change(directory)
+            try:
+                self.save(directory)
+            except IntegrityError:
+                continue
+            return result
+        raise ConflictError("the directory is busy; try again")

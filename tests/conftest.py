@@ -1,0 +1,61 @@
+"""Fixtures: the application on SQLite and on PostgreSQL, through the real adapter."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+from adapters.store import build_application
+from referral_core.application import ReferralApplication
+from tests.support import postgres
+
+settings.register_profile("default", deadline=None, max_examples=60)
+settings.register_profile("fuzz", deadline=None, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of the suite's PostgreSQL database; never skipped, never silently absent."""
+    admin = os.environ.get("REFERRAL_TEST_DATABASE_URL", postgres.DEFAULT_URL)
+    server = None
+    if not postgres.answers(admin):
+        bindir = postgres.find_binaries()
+        if bindir is None:
+            pytest.exit(postgres.HOW_TO_GET_POSTGRES, returncode=3)
+        server = postgres.ThrowawayServer.start(bindir)
+        admin = server.url
+    yield postgres.ensure_test_database(admin)
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """A fresh schema in the suite's database, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    postgres.create_schema(postgres_url, schema)
+    yield f"{postgres_url}?schema={schema}"
+    postgres.drop_schema(postgres_url, schema)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store: one run on SQLite, one on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'referral.sqlite'}"
+    return str(request.getfixturevalue("postgres_schema_url"))
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[ReferralApplication]:
+    application = build_application(database_url)
+    yield application
+    application.close()

@@ -1,0 +1,1 @@
+"""Helpers the tests share: database servers, builders of commands and envelopes."""
