@@ -13,6 +13,7 @@ from hypothesis import settings
 from adapters.store import build_application
 from referral_core.application import ReferralApplication
 from tests.support import postgres
+from tests.support.builders import MovableClock
 
 settings.register_profile("default", deadline=None, max_examples=60)
 settings.register_profile("fuzz", deadline=None, max_examples=2000)
@@ -55,7 +56,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def app(database_url: str) -> Iterator[ReferralApplication]:
-    application = build_application(database_url)
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def app(database_url: str, clock: MovableClock) -> Iterator[ReferralApplication]:
+    """The application on a fresh store, with a clock the test can move."""
+    application = build_application(database_url, clock=clock)
     yield application
     application.close()

@@ -50,3 +50,17 @@ def example(event_type: str, **overrides: Any) -> dict[str, Any]:
     payload = dict(examples[0])
     payload.update(overrides)
     return payload
+
+
+class MovableClock:
+    """A clock the test sets and advances; starts at NOW."""
+
+    def __init__(self, start: datetime = NOW) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
