@@ -36,7 +36,7 @@ class StoreConfig:
 
 
 def _bad(url: str, why: str) -> ConfigurationError:
-    shown = url.split("@")[-1] if "@" in url else url
+    shown = url.rsplit("@", maxsplit=1)[-1] if "@" in url else url
     return ConfigurationError(f"{DATABASE_URL_SETTING} is invalid ({why}): {shown[:100]}")
 
 

@@ -1,4 +1,4 @@
-"""The application service: open cases, append events, read cases and their history, keep the directory.
+"""The application service: cases opened, appended to and read; the directory kept.
 
 It runs on any eventsourcing persistence module; `adapters.store` chooses SQLite or PostgreSQL
 and the stored-event mapper. Nothing here knows which.
@@ -71,7 +71,14 @@ class ReferralApplication(Application[UUID]):
         """Open a case with ChildIdentified or ContactReceived; a retry returns the same case."""
         case_id = case_id_for_opening(envelope.event_id)
         existing = self._find_case(case_id)
-        return self._decide_and_save(case_id, existing, event_type, payload, envelope, None)
+        return self._decide_and_save(
+            case_id,
+            case=existing,
+            event_type=event_type,
+            payload=payload,
+            envelope=envelope,
+            expected_version=None,
+        )
 
     def append(
         self,
@@ -85,12 +92,18 @@ class ReferralApplication(Application[UUID]):
         """Append one event; a stale `expected_version` raises `VersionConflictError`."""
         case = self.get_case(case_id)
         return self._decide_and_save(
-            case_id, case, event_type, payload, envelope, expected_version
+            case_id,
+            case=case,
+            event_type=event_type,
+            payload=payload,
+            envelope=envelope,
+            expected_version=expected_version,
         )
 
     def _decide_and_save(
         self,
         case_id: UUID,
+        *,
         case: Case | None,
         event_type: str,
         payload: Mapping[str, Any],
@@ -153,7 +166,7 @@ class ReferralApplication(Application[UUID]):
 
     def _find_case(self, case_id: UUID, version: int | None = None) -> Case | None:
         try:
-            aggregate = self.repository.get(case_id, version=version)
+            aggregate: object = self.repository.get(case_id, version=version)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, Case) else None
@@ -196,7 +209,7 @@ class ReferralApplication(Application[UUID]):
 
     def directory(self, *, version: int | None = None) -> Directory:
         try:
-            aggregate = self.repository.get(DIRECTORY_ID, version=version)
+            aggregate: object = self.repository.get(DIRECTORY_ID, version=version)
         except AggregateNotFoundError:
             return Directory.start()
         if not isinstance(aggregate, Directory):

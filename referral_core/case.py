@@ -131,7 +131,7 @@ class Case(Aggregate):
 
     @property
     def case_id(self) -> UUID:
-        return cast("UUID", self.id)
+        return self.id
 
     def entry(self, event_id: str) -> dict[str, Any] | None:
         return self.entries.get(event_id)
@@ -199,11 +199,11 @@ def event_fingerprint(event: CaseEvent) -> str:
 
     return fingerprint(
         event.event_type,
-        event.payload,
-        event.occurred_at,
-        event.legal_basis,
-        event.consent_ref,
-        Actor.from_dict(event.actor),
+        payload=event.payload,
+        occurred_at=event.occurred_at,
+        legal_basis=event.legal_basis,
+        consent_ref=event.consent_ref,
+        actor=Actor.from_dict(event.actor),
     )
 
 
@@ -283,6 +283,7 @@ def _reported(case: Case, event: CaseEvent) -> None:
         "unit_agency_id": p["receiving_unit_agency_id"],
         "reported_at": event.occurred_at.isoformat(),
         "urgency": p["urgency"],
+        "fields_shared": list(p["fields_shared"]),
         "acknowledged_at": None,
         "voided": False,
     }

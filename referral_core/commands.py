@@ -1,4 +1,4 @@
-"""Deciding a command: validate a proposed case event, apply the rules, record it or recognise a retry.
+"""Deciding a command: validate a proposed event, apply the rules, record it or recognise a retry.
 
 `record_event` is the only way new case events come into being. It is pure: it takes the current
 case (or None for a new one) and the current time, and returns what happened.
@@ -86,11 +86,11 @@ def record_event(
         if previous is not None:
             digest = fingerprint(
                 spec.name,
-                stored_payload,
-                envelope.occurred_at,
-                legal_basis,
-                envelope.consent_ref,
-                envelope.actor,
+                payload=stored_payload,
+                occurred_at=envelope.occurred_at,
+                legal_basis=legal_basis,
+                consent_ref=envelope.consent_ref,
+                actor=envelope.actor,
             )
             if previous["fingerprint"] != digest:
                 raise IdempotencyConflictError(
@@ -122,7 +122,7 @@ def record_event(
         event: CaseEvent = spec.event_class(originator_id=case_id, originator_version=1, **fields)
         case = event.mutate(None)
         assert case is not None  # noqa: S101 -- mutate(None) always builds a case
-        case._pending_events.append(event)  # noqa: SLF001 -- eventsourcing's pending list
+        case._pending_events.append(event)
         return Decision(case, 1, event_id, duplicate=False)
 
     rules.check(case, spec, validated, envelope)

@@ -23,6 +23,8 @@ from referral_core.vocab import AgencyKind, Role
 DIRECTORY_NAMESPACE = UUID("5d0a3c1e-7f7b-4c1a-9a57-2f0a3f8a9b10")
 DIRECTORY_ID = uuid5(DIRECTORY_NAMESPACE, "directory")
 MAX_NAME = 200
+MAX_TEXT = 2000
+MIN_BREAK_GLASS_REASON = 20
 
 
 def agency_id_for(slug: str) -> UUID:
@@ -32,8 +34,15 @@ def agency_id_for(slug: str) -> UUID:
 
 def _name(value: str) -> str:
     value = value.strip()
-    if not 0 < len(value) <= MAX_NAME or any(ord(c) < 32 for c in value):
+    if not 0 < len(value) <= MAX_NAME or any(not c.isprintable() for c in value):
         raise InvalidCommandError("names have 1 to 200 printable characters")
+    return value
+
+
+def _long_text(value: str) -> str:
+    value = value.strip()
+    if not 0 < len(value) <= MAX_TEXT:
+        raise InvalidCommandError("text has 1 to 2000 characters")
     return value
 
 
@@ -53,6 +62,7 @@ class Directory(Aggregate):
         self.users: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
         self.token_index: dict[str, str] = {}
+        self.break_glass: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def start(cls) -> Directory:
@@ -123,7 +133,48 @@ class Directory(Aggregate):
             raise InconsistentStateError("the token is already revoked")
         self._token_revoked(str(token_id), _name(reason), actor)
 
+    def open_break_glass(
+        self,
+        grant_id: UUID,
+        case_id: UUID,
+        reason: str,
+        expires_at: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        """Record an emergency read of a case outside the actor's scope, for later review."""
+        if len(reason.strip()) < MIN_BREAK_GLASS_REASON:
+            raise InvalidCommandError(
+                "break-glass needs a written reason of 20 characters or more"
+            )
+        self._break_glass_opened(
+            str(grant_id), str(case_id), _long_text(reason), expires_at.isoformat(), actor
+        )
+
+    def review_break_glass(
+        self, grant_id: UUID, outcome: str, note: str, actor: dict[str, str]
+    ) -> None:
+        grant = self.break_glass.get(str(grant_id))
+        if grant is None:
+            raise DirectoryEntryNotFoundError("no such break-glass access")
+        if grant["reviewed"]:
+            raise InconsistentStateError("that access is already reviewed")
+        if grant["user_id"] == actor["user_id"]:
+            raise InconsistentStateError("nobody reviews their own break-glass access")
+        if outcome not in ("justified", "unjustified"):
+            raise InvalidCommandError("outcome is justified or unjustified")
+        self._break_glass_reviewed(str(grant_id), outcome, _long_text(note), actor)
+
     # -- queries ---------------------------------------------------------------------------------
+
+    def active_break_glass(self, user_id: str, case_id: str, now: datetime) -> datetime | None:
+        """When the user's break-glass access to the case ends, if one is open now."""
+        latest: datetime | None = None
+        for grant in self.break_glass.values():
+            if grant["user_id"] == user_id and grant["case_id"] == case_id:
+                until = datetime.fromisoformat(grant["expires_at"])
+                if until > now and (latest is None or until > latest):
+                    latest = until
+        return latest
 
     def agency(self, agency_id: str) -> dict[str, Any]:
         try:
@@ -193,6 +244,29 @@ class Directory(Aggregate):
             "revoked": False,
         }
         self.token_index[token_hash] = token_id
+
+    @event("BreakGlassOpened", topic="referral.directory:BreakGlassOpened")
+    def _break_glass_opened(
+        self, grant_id: str, case_id: str, reason: str, expires_at: str, actor: dict[str, str]
+    ) -> None:
+        self.break_glass[grant_id] = {
+            "grant_id": grant_id,
+            "case_id": case_id,
+            "user_id": actor["user_id"],
+            "agency_id": actor["agency_id"],
+            "reason": reason,
+            "expires_at": expires_at,
+            "reviewed": False,
+            "outcome": None,
+        }
+
+    @event("BreakGlassReviewed", topic="referral.directory:BreakGlassReviewed")
+    def _break_glass_reviewed(
+        self, grant_id: str, outcome: str, note: str, actor: dict[str, str]
+    ) -> None:
+        self.break_glass[grant_id].update(
+            reviewed=True, outcome=outcome, reviewed_by=actor["user_id"], note=note
+        )
 
     @event("TokenRevoked", topic="referral.directory:TokenRevoked")
     def _token_revoked(self, token_id: str, reason: str, actor: dict[str, str]) -> None:

@@ -1,31 +1,31 @@
 """One hierarchy of domain errors, each with a stable code the API maps to a problem type.
 
-    ReferralError
-    ├── InvalidCommandError          the command is malformed (HTTP 422)
-    │   ├── UnknownEventTypeError
-    │   ├── InvalidPayloadError
-    │   └── InvalidEnvelopeError
-    ├── DomainRuleError              the command is well formed but the case forbids it (HTTP 409/422)
-    │   ├── CaseClosedError              nothing but CaseReopened on a closed case
-    │   ├── CaseNotClosedError           CaseReopened on an open case
-    │   ├── NotReferralReceiverError     only the receiving agency answers a referral
-    │   ├── NotReferralSenderError       only the sending agency revokes a referral
-    │   ├── NotReportRecipientError      only the receiving police unit acknowledges a report
-    │   ├── ReferralNotPendingError      the referral is not in a state that allows this answer
-    │   ├── MissingLegalBasisError       disclosure without consent or statutory basis
-    │   ├── UnreportedTraffickingError   closure with trafficking indicators and no report
-    │   ├── UnknownTargetEventError      a correction names no event of this case
-    │   ├── NotAuthorAgencyError         only the author's agency corrects or voids an entry
-    │   ├── MinorityPresumptionError     minority presumed until an age assessment says otherwise
-    │   ├── CaseOpeningError             a case opens with ChildIdentified or ContactReceived only
-    │   └── InconsistentStateError       e.g. ending a placement that does not exist
-    ├── ConflictError                the store moved on (HTTP 409/412)
-    │   ├── VersionConflictError         expected version is stale
-    │   └── IdempotencyConflictError     an event id reused with other content
-    ├── NotFoundError                (HTTP 404)
-    │   ├── CaseNotFoundError
-    │   └── DirectoryEntryNotFoundError
-    └── PermissionDeniedError        policy refuses the actor (HTTP 403, or 404 to hide existence)
+ReferralError
+├── InvalidCommandError          the command is malformed (HTTP 422)
+│   ├── UnknownEventTypeError
+│   ├── InvalidPayloadError
+│   └── InvalidEnvelopeError
+├── DomainRuleError              the command is well formed but the case forbids it (HTTP 409/422)
+│   ├── CaseClosedError              nothing but CaseReopened on a closed case
+│   ├── CaseNotClosedError           CaseReopened on an open case
+│   ├── NotReferralReceiverError     only the receiving agency answers a referral
+│   ├── NotReferralSenderError       only the sending agency revokes a referral
+│   ├── NotReportRecipientError      only the receiving police unit acknowledges a report
+│   ├── ReferralNotPendingError      the referral is not in a state that allows this answer
+│   ├── MissingLegalBasisError       disclosure without consent or statutory basis
+│   ├── UnreportedTraffickingError   closure with trafficking indicators and no report
+│   ├── UnknownTargetEventError      a correction names no event of this case
+│   ├── NotAuthorAgencyError         only the author's agency corrects or voids an entry
+│   ├── MinorityPresumptionError     minority presumed until an age assessment says otherwise
+│   ├── CaseOpeningError             a case opens with ChildIdentified or ContactReceived only
+│   └── InconsistentStateError       e.g. ending a placement that does not exist
+├── ConflictError                the store moved on (HTTP 409/412)
+│   ├── VersionConflictError         expected version is stale
+│   └── IdempotencyConflictError     an event id reused with other content
+├── NotFoundError                (HTTP 404)
+│   ├── CaseNotFoundError
+│   └── DirectoryEntryNotFoundError
+└── PermissionDeniedError        policy refuses the actor (HTTP 403, or 404 to hide existence)
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ def canonical_json(value: Any) -> bytes:
 
 def fingerprint(
     event_type: str,
+    *,
     payload: dict[str, Any],
     occurred_at: datetime,
     legal_basis: str | None,

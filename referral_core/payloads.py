@@ -1,7 +1,7 @@
-"""Typed, validated payloads of every case event, one pydantic model per event type.
+"""Typed, validated payloads of every case event: one pydantic model per event type.
 
 Each model forbids unknown fields, bounds every string and list, and carries one example that the
-API shows in its OpenAPI document. Fields holding personal data are tagged with `Sensitive` markers.
+API shows in its OpenAPI document. Fields holding personal data carry `Sensitive` markers.
 """
 
 from __future__ import annotations
@@ -69,6 +69,16 @@ class Payload(BaseModel):
     """Base of every payload: strict shape, frozen once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def example_of(model: type[Payload]) -> dict[str, Any]:
+    """The example payload a model documents (a copy), or an empty dict."""
+    extra = model.model_config.get("json_schema_extra")
+    if isinstance(extra, dict):
+        examples = extra.get("examples")
+        if isinstance(examples, list) and examples and isinstance(examples[0], dict):
+            return dict(examples[0])
+    return {}
 
 
 def _example(example: dict[str, Any]) -> ConfigDict:

@@ -33,14 +33,18 @@ from referral_core.errors import (
 )
 from referral_core.vocab import ConsentPurpose, TraffickingStatus
 
+
 @cache
 def field_adapter(model: type[p.Payload], name: str) -> TypeAdapter[Any]:
     """A validator for one field of a payload model, with the field's own constraints."""
     field = model.model_fields[name]
+    annotation: Any = field.annotation
     if field.metadata:
-        return TypeAdapter(Annotated[(field.annotation, *field.metadata)])  # type: ignore[misc]
-    return TypeAdapter(field.annotation)
+        annotation = Annotated[(annotation, *field.metadata)]
+    return TypeAdapter(annotation)
 
+
+AGE_OF_MAJORITY = 18
 
 Rule = Callable[[Case, Any, Envelope], None]
 _RULES: dict[str, list[Rule]] = {}
@@ -77,7 +81,11 @@ def _minority_presumed_while_age_uncertain(payload: p.ChildIdentified) -> None:
         raise MinorityPresumptionError(
             "minority is presumed while the age is uncertain; only an age assessment lifts it"
         )
-    if payload.age_years is not None and payload.age_years < 18 and not payload.minority_presumed:
+    if (
+        payload.age_years is not None
+        and payload.age_years < AGE_OF_MAJORITY
+        and not payload.minority_presumed
+    ):
         raise MinorityPresumptionError("a child under 18 is a minor")
 
 

@@ -1,4 +1,4 @@
-"""The application service through the real store adapter, once on SQLite and once on PostgreSQL."""
+"""The application service through the real store adapter: once on SQLite, once on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def test_open_append_and_read_back(app: ReferralApplication) -> None:
         envelope=envelope(actor(NGO)),
     )
     assert appended.version == 2
-    assert appended.position is not None and appended.position > opened.position
+    assert appended.position is not None
+    assert appended.position > opened.position
 
     case = app.get_case(opened.case_id)
     assert case.version == 2

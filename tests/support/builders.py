@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 from referral_core.case_events import CATALOG
 from referral_core.directory import agency_id_for
 from referral_core.envelope import Actor, Envelope
+from referral_core.payloads import example_of
 from referral_core.vocab import Role
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -43,11 +44,8 @@ def envelope(
 
 def example(event_type: str, **overrides: Any) -> dict[str, Any]:
     """The payload example the event type documents, with some fields replaced."""
-    schema_extra = CATALOG[event_type].payload_model.model_config.get("json_schema_extra")
-    assert isinstance(schema_extra, dict)
-    examples = schema_extra["examples"]
-    assert isinstance(examples, list)
-    payload = dict(examples[0])
+    payload = example_of(CATALOG[event_type].payload_model)
+    assert payload, f"{event_type} documents no example"
     payload.update(overrides)
     return payload
 

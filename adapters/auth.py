@@ -1,0 +1,105 @@
+"""Authentication: bearer tokens checked against the directory, behind one resolver interface.
+
+Tokens are 256-bit random strings shown once; the directory keeps only their SHA-256 (a slow
+password hash adds nothing to a secret of that entropy). Another resolver, e.g. OIDC with a
+JWKS, can be plugged in by configuration: anything with `resolve(token) -> Principal`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from datetime import datetime, timedelta
+from typing import Protocol
+from uuid import UUID, uuid4
+
+from referral_core.application import ReferralApplication
+from referral_core.directory import DIRECTORY_ID, Directory
+from referral_core.policy import Principal
+from referral_core.vocab import AgencyKind, Role
+
+TOKEN_PREFIX = "rfl_"  # noqa: S105 -- a public prefix, not a secret
+MAX_TOKEN_LENGTH = 512
+
+
+class AuthenticationError(Exception):
+    """The credentials are missing, malformed, unknown, expired or revoked."""
+
+
+class PrincipalResolver(Protocol):
+    def resolve(self, token: str) -> Principal: ...
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class DirectoryView:
+    """The current directory, kept in memory and fast-forwarded from the log on each use."""
+
+    def __init__(self, app: ReferralApplication) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._directory: Directory | None = None
+
+    def current(self) -> Directory:
+        with self._lock:
+            if self._directory is None:
+                self._directory = self.app.directory()
+                return self._directory
+            directory = self._directory
+            for event in self.app.events.get(DIRECTORY_ID, gt=directory.version):
+                event.mutate(directory)  # type: ignore[attr-defined]
+            return directory
+
+
+class DirectoryTokenResolver:
+    """Resolve bearer tokens issued by `issue_token` against the directory."""
+
+    def __init__(self, app: ReferralApplication, view: DirectoryView | None = None) -> None:
+        self.app = app
+        self.view = view or DirectoryView(app)
+
+    def resolve(self, token: str) -> Principal:
+        if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+            raise AuthenticationError("malformed token")
+        directory = self.view.current()
+        record = directory.token_by_hash(hash_token(token))
+        if record is None:
+            raise AuthenticationError("unknown token")
+        if record["revoked"]:
+            raise AuthenticationError("revoked token")
+        if datetime.fromisoformat(record["expires_at"]) <= self.app.clock():
+            raise AuthenticationError("expired token")
+        user = directory.users.get(record["user_id"])
+        if user is None or not user["active"]:
+            raise AuthenticationError("inactive user")
+        agency = directory.agencies[user["agency_id"]]
+        return Principal(
+            user_id=user["user_id"],
+            agency_id=user["agency_id"],
+            agency_kind=AgencyKind(agency["kind"]),
+            role=Role(user["role"]),
+        )
+
+
+def issue_token(
+    app: ReferralApplication,
+    user_id: UUID,
+    *,
+    ttl: timedelta,
+    actor: dict[str, str],
+) -> tuple[UUID, str]:
+    """Issue a token for a user; return its id and the secret, which is never stored."""
+    token = new_token()
+    token_id = uuid4()
+    expires_at = app.clock() + ttl
+    app.change_directory(
+        lambda d: d.issue_token(token_id, user_id, hash_token(token), expires_at, actor)
+    )
+    return token_id, token

@@ -1,0 +1,236 @@
+"""The FastAPI app factory: settings in, a ready app out, with its read models running inside.
+
+`create_app(settings)` wires the store, the read models, the token resolver, the routers, the
+problem handlers and the request middleware. In the embedded mode (default) the projection
+runner polls the log in a thread of this process; set REFERRAL_RUN_PROJECTIONS=false when
+`referral projections run` workers do it instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from adapters.auth import DirectoryTokenResolver, DirectoryView, PrincipalResolver
+from adapters.store import build_application
+from api import problems
+from api.context import Services
+from api.logging import configure_logging, get_logger
+from api.routers import audit, cases, directory, health
+from api.schemas import payload_schemas
+from api.settings import Settings
+from projections.access_log import AccessLog
+from projections.case_index import CaseIndex
+from projections.db import open_database
+from projections.runner import ProjectionRunner
+from referral_core.application import ReferralApplication
+from referral_core.clock import Clock, utc_now
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = get_logger("referral.api")
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
+try:  # PostgreSQL's errors when the server is away.
+    import psycopg
+    import psycopg_pool
+
+    UNAVAILABLE = (*UNAVAILABLE, psycopg.OperationalError, psycopg_pool.PoolTimeout)
+except ImportError:  # pragma: no cover - psycopg is a dependency
+    pass
+
+
+def default_projections() -> list[Any]:
+    return [CaseIndex(), AccessLog()]
+
+
+class RequestGuard:
+    """Outermost middleware: request id, body size limit, 503 for an absent store, access log."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = {"code": 500, "sent": False}
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and (
+            not declared.isdigit() or int(declared) > self.max_body_bytes
+        ):
+            await self._reply(send, status, 413, "too-large", "The request body is too large")
+            self._log(scope, status, started)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                status["sent"] = True
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLargeError:
+            if not status["sent"]:
+                await self._reply(send, status, 413, "too-large", "The request body is too large")
+        except UNAVAILABLE as exc:
+            log.warning("store unavailable", error_type=type(exc).__name__)
+            if not status["sent"]:
+                await self._reply(
+                    send, status, 503, "unavailable", "The store is unavailable; retry shortly"
+                )
+        except Exception as exc:  # noqa: BLE001 -- the last line of defence: a 500 problem
+            log.error("unhandled error", error_type=type(exc).__name__)  # noqa: TRY400
+            if not status["sent"]:
+                await self._reply(send, status, 500, "internal", "Internal error")
+        self._log(scope, status, started)
+
+    @staticmethod
+    async def _reply(
+        send: Send, status: dict[str, Any], code: int, problem: str, title: str
+    ) -> None:
+        body = (
+            f'{{"type":"{problems.TYPE_PREFIX}{problem}","title":"{title}","status":{code}}}'
+        ).encode()
+        extra = [(b"retry-after", b"5")] if code == 503 else []  # noqa: PLR2004
+        await send(
+            {
+                "type": "http.response.start",
+                "status": code,
+                "headers": [
+                    (b"content-type", problems.PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        status["code"] = code
+        status["sent"] = True
+
+    @staticmethod
+    def _log(scope: Scope, status: dict[str, Any], started: float) -> None:
+        route = scope.get("route")
+        log.info(
+            "request",
+            method=scope.get("method"),
+            route=getattr(route, "path", "unmatched"),
+            status=status["code"],
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+
+class BodyTooLargeError(Exception):
+    pass
+
+
+def build_services(
+    settings: Settings,
+    *,
+    application: ReferralApplication | None = None,
+    resolver: PrincipalResolver | None = None,
+    clock: Clock = utc_now,
+) -> Services:
+    app = application or build_application(
+        settings.database_url, clock=clock, pool_size=settings.pool_size
+    )
+    db = open_database(settings.database_url, pool_size=max(2, settings.pool_size // 2))
+    runner = ProjectionRunner(app, db, default_projections())
+    view = DirectoryView(app)
+    return Services(
+        settings=settings,
+        app=app,
+        db=db,
+        runner=runner,
+        resolver=resolver or DirectoryTokenResolver(app, view),
+        directory=view,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    clock: Clock = utc_now,
+) -> FastAPI:
+    """Build the HTTP app. Pass `services` to share an application with tests or the CLI."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    built = services or build_services(settings, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.run_projections and built.worker is None:
+            built.runner.catch_up()
+            built.worker = threading.Thread(
+                target=built.runner.run_forever,
+                args=(built.stop,),
+                name="projections",
+                daemon=True,
+            )
+            built.worker.start()
+        yield
+        built.stop.set()
+        built.runner.nudge.set()
+        if built.worker is not None:
+            built.worker.join(timeout=5)
+            built.worker = None
+        built.stop.clear()
+
+    app = FastAPI(
+        title="referral",
+        version="0.1.0",
+        summary="National referral mechanism for child victims of trafficking and exploitation",
+        lifespan=lifespan,
+    )
+    app.state.services = built
+    problems.install(app)
+    for router in (health.router, directory.router, cases.router, audit.router):
+        app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(payload_schemas())
+            schema["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}
+            }
+            schema["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    return app

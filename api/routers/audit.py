@@ -1,0 +1,66 @@
+"""Auditors: who read what and why, and the break-glass accesses waiting for review."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from api.context import PrincipalDep, ServicesDep
+from api.schemas import BreakGlassReview
+from projections.access_log import list_access
+from referral_core.errors import PermissionDeniedError
+from referral_core.policy import Principal
+from referral_core.vocab import AgencyKind
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+def _auditor(principal: Principal) -> None:
+    if principal.agency_kind is not AgencyKind.AUDITOR:
+        raise PermissionDeniedError("auditors only")
+
+
+@router.get("/access", summary="Reads of identifying data, by case and by user")
+def access_records(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    case_id: UUID | None = None,
+    user_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    _auditor(principal)
+    services.runner.wait_for(services.app.recorder.max_notification_id() or 0, 2.0)
+    with services.db.transaction() as tx:
+        items = list_access(
+            tx, case_id=str(case_id) if case_id else None, user_id=user_id, limit=limit
+        )
+    return {"items": items}
+
+
+@router.get("/break-glass", summary="Break-glass accesses, unreviewed first")
+def break_glass_list(services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    _auditor(principal)
+    grants = sorted(
+        services.directory.current().break_glass.values(),
+        key=lambda g: (g["reviewed"], g["expires_at"]),
+    )
+    return {"items": grants}
+
+
+@router.post("/break-glass/{grant_id}/review", summary="Review a break-glass access")
+def review_break_glass(
+    grant_id: UUID, body: BreakGlassReview, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    _auditor(principal)
+    actor = {
+        "user_id": principal.user_id,
+        "agency_id": principal.agency_id,
+        "role": principal.role.value,
+    }
+    services.app.change_directory(
+        lambda d: d.review_break_glass(grant_id, body.outcome, body.note, actor)
+    )
+    grant: dict[str, Any] = services.directory.current().break_glass[str(grant_id)]
+    return grant

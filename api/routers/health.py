@@ -1,0 +1,29 @@
+"""Liveness and readiness: the latter checks the event store and the read models answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.context import ServicesDep
+from api.problems import Problem
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is alive")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The event store and read models answer")
+def readyz(services: ServicesDep) -> dict[str, Any]:
+    try:
+        position = services.app.recorder.max_notification_id() or 0
+        projections = services.runner.positions()
+    except Exception as exc:
+        raise Problem(
+            503, "not-ready", "The store is not reachable", headers={"Retry-After": "5"}
+        ) from exc
+    return {"status": "ready", "log_position": position, "read_models": projections}

@@ -1,0 +1,89 @@
+"""Reads of identifying data and break-glass accesses, listed for auditors by case and by user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.base import Change, Projection
+from projections.db import Tx
+from referral_core.access import AccessRecord
+
+
+class AccessLog(Projection):
+    name = "access_log"
+    tables = ("access_log",)
+
+    def create(self, tx: Tx, suffix: str = "") -> None:
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS access_log{suffix} ("
+            "position BIGINT PRIMARY KEY, recorded_at TEXT NOT NULL, user_id TEXT NOT NULL, "
+            "agency_id TEXT NOT NULL, role TEXT NOT NULL, case_id TEXT NOT NULL, "
+            "what TEXT NOT NULL, purpose TEXT, break_glass INTEGER NOT NULL, "
+            "correlation_id TEXT NOT NULL)"
+        )
+        tx.execute(
+            f"CREATE INDEX IF NOT EXISTS access_log{suffix}_by_case "
+            f"ON access_log{suffix} (case_id, position)"
+        )
+        tx.execute(
+            f"CREATE INDEX IF NOT EXISTS access_log{suffix}_by_user "
+            f"ON access_log{suffix} (user_id, position)"
+        )
+
+    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
+        event = change.event
+        if type(event).__qualname__ != "AccessRecord.Recorded":
+            return
+        data: dict[str, Any] = vars(event)
+        tx.execute(
+            f"INSERT INTO access_log{suffix} (position, recorded_at, user_id, agency_id, role, "
+            "case_id, what, purpose, break_glass, correlation_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                change.position,
+                data["timestamp"].isoformat(),
+                data["user_id"],
+                data["agency_id"],
+                data["role"],
+                data["case_id"],
+                data["what"],
+                data["purpose"],
+                int(data["break_glass"]),
+                data["correlation_id"],
+            ),
+        )
+
+
+def list_access(
+    tx: Tx, *, case_id: str | None, user_id: str | None, limit: int = 100
+) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT position, recorded_at, user_id, agency_id, role, case_id, what, purpose, "
+        "break_glass, correlation_id FROM access_log WHERE 1 = 1"
+    )
+    params: list[Any] = []
+    if case_id is not None:
+        sql += " AND case_id = ?"
+        params.append(case_id)
+    if user_id is not None:
+        sql += " AND user_id = ?"
+        params.append(user_id)
+    sql += " ORDER BY position DESC LIMIT ?"
+    params.append(limit)
+    keys = (
+        "position",
+        "recorded_at",
+        "user_id",
+        "agency_id",
+        "role",
+        "case_id",
+        "what",
+        "purpose",
+        "break_glass",
+        "correlation_id",
+    )
+    rows = tx.fetchall(sql, params)
+    return [dict(zip(keys, row, strict=True)) | {"break_glass": bool(row[8])} for row in rows]
+
+
+__all__ = ["AccessLog", "AccessRecord", "list_access"]
