@@ -1,0 +1,1 @@
+"""Unit tests: the pure domain and pure helpers, no database, no server."""
