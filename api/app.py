@@ -143,8 +143,11 @@ class RequestGuard:
     @staticmethod
     def _log(scope: Scope, status: dict[str, Any], started: float) -> None:
         route = scope.get("route")
+        principal = scope.get("state", {}).get("principal")
         log.info(
             "request",
+            principal_id=getattr(principal, "user_id", None),
+            agency_id=getattr(principal, "agency_id", None),
             method=scope.get("method"),
             route=getattr(route, "path", "unmatched"),
             status=status["code"],

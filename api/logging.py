@@ -52,18 +52,33 @@ def _allow_list(
 
 
 def configure_logging(level: str = "info", stream: Any = None) -> None:
-    """JSON lines to stdout (or `stream`), filtered to the allow-listed keys."""
-    logging.basicConfig(
-        format="%(message)s",
-        stream=stream or sys.stdout,
-        level=getattr(logging, level.upper(), logging.INFO),
-        force=True,
+    """JSON lines to stdout (or `stream`), filtered to the allow-listed keys.
+
+    Records of other libraries (uvicorn, psycopg, httpx) pass through the same filter and
+    renderer, so every line is JSON and none carries more than the allow-list.
+    """
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _allow_list,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
     )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             _allow_list,
             structlog.processors.JSONRenderer(),
         ],

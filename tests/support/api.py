@@ -55,6 +55,10 @@ class Harness:
     tokens: dict[tuple[str, str], str] = field(default_factory=dict)
     users: dict[tuple[str, str], str] = field(default_factory=dict)
 
+    def latest(self) -> int:
+        """The newest position in the log, for read-your-writes waits."""
+        return self.services.app.recorder.max_notification_id() or 0
+
     def headers(self, name: str, role: str = "caseworker", **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[(name, role)]}", **extra}
 
