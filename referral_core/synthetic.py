@@ -7,11 +7,13 @@ demo users, and children whose family names mean "invented" or "fictional" in th
 language. No real person's data is ever produced.
 
 The generator is deterministic: a seed, a case index, a start time and a "now" fix every event of
-a case, including its event id, so two runs with the same arguments record identical histories.
-Each case walks a realistic lifecycle (contact, identification, the mandatory report, referrals,
-shelter, services, decisions, reintegration or return, closure), stopping at a drawn stage so a
-run holds a mix of open and closed cases, and some deadlines still pending or already missed.
-Every event goes through `ReferralApplication.open_case` / `append`, so it passes the domain rules.
+a case, including its event id, so two runs with the same arguments record identical histories
+(it never touches the global `random`). Each case walks a realistic lifecycle (contact,
+identification, the mandatory report, referrals, shelter, services, decisions, reintegration or
+return, closure) across the agencies of one country, stopping at a drawn stage so a run holds a
+mix of open and closed cases, and some deadlines still pending or already missed. Every event is
+decided by the domain's own `commands.record_event` (through `ReferralApplication.open_case` and,
+optionally, `append`), so it passes the same validation and rules as an API request.
 
 Public API:
 
@@ -33,6 +35,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from uuid import UUID, uuid5
 
 from referral_core.application import case_id_for_opening
+from referral_core.case import Case
+from referral_core.commands import record_event
 from referral_core.directory import DIRECTORY_NAMESPACE, Directory, agency_id_for
 from referral_core.envelope import Actor, Envelope
 from referral_core.vocab import (
@@ -687,13 +691,13 @@ class _CaseScript:
         self.legal_referral: UUID | None = None
         self.birthday18: str | None = None
         self.home_safe = False
+        self.identified_on = opened_at.date()
         self.sex = _weighted(
             rng,
             (
-                (Sex.FEMALE, 64),
-                (Sex.MALE, 31),
+                (Sex.FEMALE, 66),
+                (Sex.MALE, 32),
                 (Sex.TRANSGENDER_OR_NONCONFORMING, 2),
-                (Sex.UNKNOWN, 3),
             ),
         )
         self.age = rng.choice((11, 12, 13, 14, 14, 15, 15, 15, 16, 16, 16, 17, 17))
@@ -824,8 +828,14 @@ class _CaseScript:
     def contact(self, *, after: timedelta, follow_up: bool = False) -> None:
         c, f, rng = self.c, self.f, self.rng
         channel = _weighted(rng, c.channels)
+        if follow_up:
+            repeat = dict(self.events[0].payload)
+            repeat["channel"] = channel.value
+            repeat["summary"] = "Follow-up contact: the caller had new details about the child."
+            self.emit("ContactReceived", repeat, self.c.hotline, after=after)
+            return
         anonymous = _chance(rng, 0.7 if channel == ContactChannel.WEB_FORM else c.anonymous_share)
-        if self.stop == "contact" and not follow_up:
+        if self.stop == "contact":
             topics = [rng.choice(_CONSULTATION_TOPICS)]
             caller = rng.choice((CallerType.CHILD, CallerType.PARENT, CallerType.RELATIVE))
             summary = "Consultation: information given and hotline number left with the caller."
@@ -852,8 +862,6 @@ class _CaseScript:
                 ),
             )
             summary = f"Report of a child at risk of exploitation in {rng.choice(c.places)}."
-        if follow_up:
-            summary = "Follow-up call: the caller had new details about the child."
         payload: dict[str, Any] = {
             "channel": channel.value,
             "anonymous": anonymous,
@@ -861,14 +869,14 @@ class _CaseScript:
             "topics": [t.value for t in topics],
             "imminent_danger": _chance(rng, 0.12),
             "child_age_years": self.age if _chance(rng, 0.8) else None,
-            "child_sex": self.sex.value,
+            "child_sex": (Sex.UNKNOWN if anonymous and _chance(rng, 0.3) else self.sex).value,
             "summary": summary,
         }
         if f.kind == "returnee":
             payload["country_of_concern"] = self.abroad
         elif f.kind == "foreign":
             payload["country_of_concern"] = self.nationality
-        if not anonymous and caller != CallerType.CHILD:
+        if not anonymous and caller not in (CallerType.CHILD, CallerType.UNKNOWN):
             payload["caller_name"] = self.name()
             payload["caller_contact"] = f"demo-caller-{rng.randint(1000, 9999)}@example.org"
         self.imminent = bool(payload["imminent_danger"])
@@ -906,6 +914,7 @@ class _CaseScript:
         if _chance(rng, 0.3):
             payload["address"] = f"{rng.choice(c.places)}, street withheld (demo)"
         event_id = self.emit("ChildIdentified", payload, agency, after=after)
+        self.identified_on = self.t.date()
         self.identification = (event_id, agency)
 
     def correct_identification(self) -> None:
@@ -969,6 +978,7 @@ class _CaseScript:
             c.coordinator,
             after=self.days(7, 60),
         )
+        after = self.days(3, 30)
         self.emit(
             "ChildReturned",
             {
@@ -978,10 +988,10 @@ class _CaseScript:
                 "receiving_agency_name": _BY_SLUG[c.hotline].name,
                 "escort": rng.choice(("consular officer", "partner NGO social worker")),
                 "met_by": "hotline social worker at the airport",
-                "return_date": self.day(),
+                "return_date": self.day(after),
             },
             c.coordinator,
-            after=self.days(3, 30),
+            after=after,
         )
 
     # -- report and referrals ----------------------------------------------------------------
@@ -1124,20 +1134,22 @@ class _CaseScript:
         placement = (
             PlacementType.EMERGENCY_SHELTER if self.imminent else PlacementType.SHORT_TERM_SHELTER
         )
+        facility = {Sex.FEMALE: "Girls' wing", Sex.MALE: "Boys' wing"}.get(
+            self.sex, "Transit unit"
+        )
+        after = self.hours(1, 24)
         self.emit(
             "ChildSheltered",
             {
                 "shelter_agency_id": str(_BY_SLUG[shelter].agency_id),
-                "facility": self.rng.choice(("Girls' wing", "Boys' wing", "Transit unit"))
-                if self.sex != Sex.UNKNOWN
-                else "Transit unit",
+                "facility": facility,
                 "placement_type": placement.value,
-                "start_date": self.day(),
-                "expected_end_date": self.day(timedelta(days=90)),
+                "start_date": self.day(after),
+                "expected_end_date": self.day(after + timedelta(days=90)),
                 "address": "Shelter address withheld (demo)",
             },
             shelter,
-            after=self.hours(1, 24),
+            after=after,
         )
 
     # -- care ----------------------------------------------------------------------------------
@@ -1203,16 +1215,17 @@ class _CaseScript:
                 after=self.hours(1, 48),
             )
         if f.interview:
+            after = self.days(2, 10)
             self.emit(
                 "InterviewConducted",
                 {
-                    "interview_date": self.day(),
+                    "interview_date": self.day(after - self.hours(0, 20)),
                     "conducted_by": f"Investigator, {_BY_SLUG[c.police].name}",
                     "through_social_worker": "Shelter social worker",
                     "recording_reference": f"REC-{self.t.year}-{rng.randint(1, 9999):04d}",
                 },
                 c.police,
-                after=self.days(2, 10),
+                after=after,
             )
         self.conference(after=self.days(3, 14))
         self.episodes()
@@ -1307,7 +1320,7 @@ class _CaseScript:
         else:
             recruited_in, recruited_at = c.code, rng.choice(c.places)
             exploited_in, exploited_at = c.code, rng.choice(c.places)
-        began = (self.t - timedelta(days=rng.randint(60, 400))).date()
+        began = self.identified_on - timedelta(days=rng.randint(60, 400))
         ended = began + timedelta(days=rng.randint(1, 20))
         relation = _weighted(
             rng,
@@ -1359,7 +1372,9 @@ class _CaseScript:
                     "place": exploited_at,
                     "country": exploited_in,
                     "start_date": ended.isoformat(),
-                    "end_date": (ended + timedelta(days=rng.randint(20, 300))).isoformat(),
+                    "end_date": min(
+                        ended + timedelta(days=rng.randint(20, 300)), self.identified_on
+                    ).isoformat(),
                     "exploitation_types": self.types,
                     "means_of_control": [m.value for m in means],
                     "recruiter_relation": relation.value,
@@ -1387,7 +1402,7 @@ class _CaseScript:
         else:
             age = max(10, min(17, self.age + rng.choice((-1, 0, 0, 1))))
         birth = when - timedelta(days=365 * age + rng.randint(10, 350))
-        self.birthday18 = date(birth.year + 18, birth.month, min(birth.day, 28)).isoformat()
+        self.birthday18 = date(birth.year + MAJORITY, birth.month, min(birth.day, 28)).isoformat()
         payload: dict[str, Any] = {
             "method": method.value,
             "age_years": age,
@@ -1479,13 +1494,16 @@ class _CaseScript:
             after=after,
         )
 
-    def lost_contact(self) -> None:
+    def end_placement(self, reason: PlacementEndReason, *, after: timedelta) -> None:
         self.emit(
             "PlacementEnded",
-            {"end_date": self.day(), "reason": PlacementEndReason.MISSING.value},
+            {"end_date": self.day(after), "reason": reason.value},
             self.shelter,
-            after=self.days(2, 7),
+            after=after,
         )
+
+    def lost_contact(self) -> None:
+        self.end_placement(PlacementEndReason.MISSING, after=self.days(2, 7))
         self.checkpoint("in_care")
         self.emit(
             "CaseClosed",
@@ -1496,12 +1514,7 @@ class _CaseScript:
         )
 
     def transfer_adult(self) -> None:
-        self.emit(
-            "PlacementEnded",
-            {"end_date": self.day(), "reason": PlacementEndReason.MOVED.value},
-            self.shelter,
-            after=self.days(1, 7),
-        )
+        self.end_placement(PlacementEndReason.MOVED, after=self.days(1, 7))
         self.checkpoint("in_care")
         self.emit(
             "CaseClosed",
@@ -1577,7 +1590,7 @@ class _CaseScript:
                 ),
             )
             self.home_safe = safety != FamilySafety.UNSAFE
-            assessor = c.social_services
+            assessor = c.coordinator if f.kind == "foreign" else c.social_services
             self.emit(
                 "HomeAssessed",
                 {
@@ -1667,6 +1680,7 @@ class _CaseScript:
         c, f, rng = self.c, self.f, self.rng
         if f.kind == "foreign" and f.return_abroad:
             city = _CITY_ABROAD[self.nationality]
+            after = self.days(7, 40)
             self.emit(
                 "ChildReturned",
                 {
@@ -1675,10 +1689,10 @@ class _CaseScript:
                     "receiving_agency_name": f"{city} child reception centre (demo)",
                     "escort": "shelter social worker",
                     "met_by": "reception centre staff at the border",
-                    "return_date": self.day(),
+                    "return_date": self.day(after),
                 },
                 c.coordinator,
-                after=self.days(7, 40),
+                after=after,
             )
             end_reason, closure = PlacementEndReason.RETURNED_ABROAD, ClosureReason.RETURNED
         elif self.home_safe:
@@ -1692,12 +1706,7 @@ class _CaseScript:
             closure = (
                 ClosureReason.AGED_OUT if self.age >= MAJORITY - 1 else ClosureReason.TRANSFERRED
             )
-        self.emit(
-            "PlacementEnded",
-            {"end_date": self.day(), "reason": end_reason.value},
-            self.shelter,
-            after=self.days(1, 20),
-        )
+        self.end_placement(end_reason, after=self.days(1, 20))
         self.emit(
             "PlanReviewed",
             {"progress": "plan goals met; no further review", "next_review_date": None},
@@ -1733,9 +1742,12 @@ class _CaseScript:
 # -- planning ------------------------------------------------------------------------------------
 
 
-def _case_rng(seed: int, index: int) -> random.Random:
-    # Seeded from a string (hashed with SHA-512 by `random`), so it is stable across runs.
-    return random.Random(f"referral-synthetic:{seed}:{index}")  # noqa: S311 -- not for secrets
+def _case_rng(seed: int, index: int, start: datetime, now: datetime) -> random.Random:
+    """The random source of one case, stable across processes (`random` hashes str seeds with
+    SHA-512). The window is part of it: a run with another "now" draws other event ids, so it
+    adds new cases instead of colliding with the ids of an earlier run."""
+    key = f"referral-synthetic:{seed}:{index}:{start.isoformat()}:{now.isoformat()}"
+    return random.Random(key)  # noqa: S311 -- workload data, not secrets
 
 
 def _features(rng: random.Random, country: DemoCountry, showcase: bool) -> _Features:
@@ -1801,7 +1813,7 @@ def plan_case(index: int, *, seed: int, start: datetime, now: datetime) -> CaseP
     limit = now - timedelta(minutes=1)
     if start >= limit:
         raise ValueError("start must be more than a minute before now")
-    rng = _case_rng(seed, index)
+    rng = _case_rng(seed, index, start, now)
     showcase = index < len(DEMO_COUNTRIES)
     if showcase:
         country = DEMO_COUNTRIES[index]
@@ -1859,6 +1871,9 @@ class GenerationSummary:
     now: datetime
     case_ids: tuple[UUID, ...]
     events: int
+    """Events planned; all of them are in the store after the run."""
+    recorded: int
+    """Events this run added: fewer than `events` when it repeated an earlier run."""
     by_stage: dict[str, int]
     by_country: dict[str, int]
     by_event_type: dict[str, int]
@@ -1889,21 +1904,30 @@ def generate_cases(
     start: datetime | None = None,
     now: datetime | None = None,
     clock_advance: Callable[[datetime], object] | None = None,
+    via_append: bool = False,
 ) -> GenerationSummary:
-    """Record `cases` synthetic cases through `app.open_case` / `app.append`.
+    """Record `cases` synthetic cases in `app`; return what was recorded.
 
     `now` defaults to `app.clock()` at the start of the run; no event occurs after it. `start`
     defaults to 18 months before `now`. Events are recorded interleaved across cases in the
     order of their `recorded_at`; if `clock_advance` is given, it is called with that time
-    before each append, so an application built on a settable clock records realistic
-    `recorded_at` values (its clock must then not run behind them). The same arguments on an
-    empty store give the same histories, event ids included. Every event passes the domain
-    rules; one that does not raises the domain error, which is a bug here or in the domain.
+    before each event, so an application built on a settable clock records realistic
+    `recorded_at` values (its clock must then not run behind them).
+
+    Each case opens through `app.open_case`. With `via_append`, every later event goes through
+    `app.append`, which loads the case from the store each time. Otherwise the case stays
+    loaded: each event is decided by the same `commands.record_event` that `append` uses (the
+    same validation and rules) and the case is saved with `app.save`, which is several times
+    faster because nothing is replayed. Either way the stored histories are identical, and a
+    second run with the same arguments records nothing new (every event is a retry).
+    An event the domain refuses raises its domain error: a bug here or in the domain.
     """
     end = now if now is not None else app.clock()
     begin = start if start is not None else end - DEFAULT_HISTORY
     plans = plan_cases(cases=cases, seed=seed, now=end, start=begin)
     ordered = interleave(plans)
+    live: dict[UUID, Case] = {}
+    recorded = 0
     for event in ordered:
         if clock_advance is not None:
             clock_advance(event.recorded_at)
@@ -1913,18 +1937,35 @@ def generate_cases(
             )
             if result.case_id != event.case_id:
                 raise RuntimeError("the application opened a different case than planned")
-        else:
-            app.append(
+            duplicate = result.duplicate
+            if not via_append:
+                live[event.case_id] = app.get_case(event.case_id)
+        elif via_append:
+            duplicate = app.append(
                 event.case_id,
                 expected_version=event.seq - 1,
                 event_type=event.event_type,
                 payload=event.payload,
                 envelope=event.envelope,
+            ).duplicate
+        else:
+            decision = record_event(
+                live[event.case_id],
+                case_id=event.case_id,
+                event_type=event.event_type,
+                payload=event.payload,
+                envelope=event.envelope,
+                now=app.clock(),
+                expected_version=event.seq - 1,
             )
+            duplicate = decision.duplicate
+            if not duplicate:
+                app.save(decision.case)
+        recorded += not duplicate
     stages: Counter[str] = Counter()
     open_cases: dict[UUID, str] = {}
     for plan in plans:
-        case = app.get_case(plan.case_id)
+        case = live[plan.case_id] if plan.case_id in live else app.get_case(plan.case_id)
         stages[case.stage] += 1
         if not case.closed:
             open_cases[plan.case_id] = case.lead_agency_id
@@ -1934,6 +1975,7 @@ def generate_cases(
         now=end,
         case_ids=tuple(plan.case_id for plan in plans),
         events=len(ordered),
+        recorded=recorded,
         by_stage=dict(sorted(stages.items())),
         by_country=dict(sorted(Counter(plan.country for plan in plans).items())),
         by_event_type=dict(sorted(Counter(e.event_type for e in ordered).items())),
@@ -1997,7 +2039,11 @@ def repeatable_event(
     participants = [{"agency_id": lead, "role": Role.SUPERVISOR.value}]
     home = demo_agency_by_id(lead)
     if home is not None:
-        peers = [a for a in DEMO_AGENCIES if a.country == home.country and a.slug != home.slug]
+        peers = [
+            a
+            for a in DEMO_AGENCIES
+            if a.country == home.country and a.slug != home.slug and a.kind != AgencyKind.AUDITOR
+        ]
         for peer in rng.sample(peers, 2):
             participants.append({"agency_id": str(peer.agency_id), "role": Role.CASEWORKER.value})
     payload = {
