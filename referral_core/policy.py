@@ -111,7 +111,10 @@ def category_of(event_type: str, payload: Mapping[str, Any]) -> Category:
 class Relation(StrEnum):
     LEAD = "lead"
     OPENER = "opener"
+    REFERRAL_PENDING = "referral_pending"
+    """Sent a referral it has not answered yet: sees its scope, may only answer."""
     REFERRAL_RECEIVER = "referral_receiver"
+    """Accepted a referral: sees and acts within its scope."""
     SHELTER = "shelter"
     REPORT_RECIPIENT = "report_recipient"
     GUARDIAN = "guardian"
@@ -168,7 +171,8 @@ def access_of(
         relations.add(R.OPENER)
     for referral in case.referrals.values():
         if referral["to_agency_id"] == agency and referral["status"] in ("pending", "accepted"):
-            relations.add(R.REFERRAL_RECEIVER)
+            accepted = referral["status"] == "accepted"
+            relations.add(R.REFERRAL_RECEIVER if accepted else R.REFERRAL_PENDING)
             scope.update(referral["scope"])
     if case.placement is not None and case.placement["shelter_agency_id"] == agency:
         relations.add(R.SHELTER)
@@ -232,7 +236,9 @@ RELATION_CATEGORIES: dict[Relation, frozenset[Category]] = {
     ),
     R.GUARDIAN: ALL - {C.INVESTIGATION},
     R.REFERRAL_RECEIVER: frozenset({C.CASE}),
+    R.REFERRAL_PENDING: frozenset({C.CASE}),
 }
+RECEIVERS = frozenset({R.REFERRAL_RECEIVER, R.REFERRAL_PENDING})
 
 SCOPE_CATEGORIES: dict[str, frozenset[Category]] = {
     ReferralScope.IDENTIFICATION: frozenset({C.IDENTIFICATION, C.GUARDIANSHIP, C.CONSENT}),
@@ -263,7 +269,7 @@ def visible_categories(principal: Principal, access: Access) -> frozenset[Catego
     granted: set[Category] = set()
     for relation in access.relations:
         granted |= RELATION_CATEGORIES[relation]
-    if R.REFERRAL_RECEIVER in access.relations:
+    if access.relations & RECEIVERS:
         for scope in access.referral_scope:
             granted |= SCOPE_CATEGORIES.get(scope, frozenset())
     if principal.agency_kind in KIND_FORBIDDEN_CATEGORIES and not (access.relations & {R.AUDITOR}):
@@ -387,12 +393,12 @@ def _forbidden_tags(principal: Principal, access: Access, own: bool) -> frozense
         return frozenset()
     forbidden = set(KIND_FORBIDDEN_TAGS.get(principal.agency_kind, frozenset()))
     full_view = access.relations & {R.LEAD, R.BREAK_GLASS, R.SHELTER, R.GUARDIAN}
-    if not full_view and R.REFERRAL_RECEIVER in access.relations:
+    if not full_view and access.relations & RECEIVERS:
         if ReferralScope.IDENTIFICATION not in access.referral_scope:
             forbidden.add(Sensitivity.IDENTIFYING)
         if ReferralScope.PSYCHOSOCIAL not in access.referral_scope:
             forbidden.add(Sensitivity.PSYCHOSOCIAL)
-    if not full_view and access.relations <= {R.OPENER, R.REPORT_RECIPIENT, R.REFERRAL_RECEIVER}:
+    if not full_view and access.relations <= {R.OPENER, R.REPORT_RECIPIENT, *RECEIVERS}:
         forbidden.add(Sensitivity.PSYCHOSOCIAL)
     return frozenset(forbidden)
 
@@ -405,7 +411,7 @@ def _police_allowed(
         return None
     if access.relations & {R.LEAD, R.AUDITOR, R.BREAK_GLASS, R.GUARDIAN, R.SHELTER, R.OPENER}:
         return None
-    if R.REFERRAL_RECEIVER in access.relations:
+    if access.relations & RECEIVERS:
         return None
     if R.REPORT_RECIPIENT in access.relations:
         return access.fields_shared_with_police
@@ -468,8 +474,8 @@ APPEND_RULES: dict[str, AppendRule] = {
     "IdentificationDecisionMade": AppendRule(COMPETENT_AUTHORITIES),
     "CaseConferenceHeld": AppendRule(CASE_MANAGERS | {K.HOTLINE, K.SHELTER}, LEAD_ONLY),
     "ReferralSent": AppendRule(CASE_MANAGERS | {K.HOTLINE, K.SHELTER, K.COORDINATOR}, LEAD_ONLY),
-    "ReferralAccepted": AppendRule(frozenset(K) - {K.AUDITOR}, frozenset({R.REFERRAL_RECEIVER})),
-    "ReferralDeclined": AppendRule(frozenset(K) - {K.AUDITOR}, frozenset({R.REFERRAL_RECEIVER})),
+    "ReferralAccepted": AppendRule(frozenset(K) - {K.AUDITOR}, frozenset({R.REFERRAL_PENDING})),
+    "ReferralDeclined": AppendRule(frozenset(K) - {K.AUDITOR}, frozenset({R.REFERRAL_PENDING})),
     "ReferralCompleted": AppendRule(frozenset(K) - {K.AUDITOR}, frozenset({R.REFERRAL_RECEIVER})),
     "ReferralRevoked": AppendRule(CASE_MANAGERS | {K.HOTLINE, K.SHELTER, K.COORDINATOR}),
     "ChildSheltered": AppendRule(frozenset({K.SHELTER}) | CASE_MANAGERS, CARE),

@@ -357,7 +357,10 @@ def test_referral_receiver_sees_only_its_scope_and_loses_it_on_revocation() -> N
     case = decision.case
     receiver = principal(K.NGO, agency=other)
     access = access_of(receiver, case)
-    assert access.relations == {Relation.REFERRAL_RECEIVER}
+    assert access.relations == {Relation.REFERRAL_PENDING}
+    with pytest.raises(PermissionDeniedError):
+        check_append(receiver, "ServiceDelivered", access)
+    check_append(receiver, "ReferralAccepted", access)
     assert _view(receiver, case, "ServiceDelivered", service_type="education") is not None
     assert _view(receiver, case, "ServiceDelivered", service_type="medical") is None
     assert _view(receiver, case, "ExploitationEpisodeRecorded") is None
