@@ -10,12 +10,14 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
 from api.logging import configure_logging
+from referral_core.directory import Directory
 from tests.support.api import Harness, agency, harness
 from tests.support.builders import NOW, example
 
@@ -81,9 +83,8 @@ def test_expired_and_revoked_tokens_get_401(http: Harness) -> None:
 
     system = {"user_id": "t", "agency_id": "system", "role": "admin"}
     for token_id in token_ids:
-        http.services.app.change_directory(
-            lambda d, t=token_id: d.revoke_token(UUID(t), "test", system)
-        )
+        revoke = partial(Directory.revoke_token, token_id=UUID(token_id), reason="t", actor=system)
+        http.services.app.change_directory(revoke)
     _problem(http.client.get("/me", headers=headers), 401, "unauthenticated")
 
 

@@ -23,6 +23,22 @@ ACTORS = ("ngo", "ngo2", "shelter", "police", "guardian")
 SERVICES_SCOPE = ("services",)
 
 
+def _service(kind: str, extra: dict[str, Any], services: set[str]) -> bool:
+    return kind == "ServiceDelivered" and extra["service"] in services
+
+
+# What each relation sees besides its own events and the referrals addressed to it.
+SEEN_BY: dict[str, Any] = {
+    "shelter": lambda kind, extra: (
+        kind in ("ChildIdentified", "ChildSheltered", "PlacementEnded")
+        or _service(kind, extra, {"education"})
+    ),
+    "police": lambda kind, _extra: kind in ("ChildIdentified", "ReportedToLawEnforcement"),
+    "receiver": lambda kind, extra: _service(kind, extra, {"education"}),
+    "pending": lambda kind, extra: _service(kind, extra, {"education"}),
+}
+
+
 @dataclass
 class Referral:
     event_id: str
@@ -62,25 +78,13 @@ class ModelCase:
             return set()
         if "lead" in relations:
             return {v for v, *_ in self.events}
-        seen: set[int] = set()
-        for version, kind, author, extra in self.events:
-            if author == who or extra.get("to") == who:
-                seen.add(version)
-            elif "shelter" in relations and kind in (
-                "ChildIdentified",
-                "ChildSheltered",
-                "PlacementEnded",
-            ):
-                seen.add(version)
-            elif "shelter" in relations and kind == "ServiceDelivered":
-                if extra["service"] != "psychological":
-                    seen.add(version)
-            elif "police" in relations and kind in ("ChildIdentified", "ReportedToLawEnforcement"):
-                seen.add(version)
-            elif relations & {"receiver", "pending"} and kind == "ServiceDelivered":
-                if extra["service"] == "education":
-                    seen.add(version)
-        return seen
+        return {
+            version
+            for version, kind, author, extra in self.events
+            if author == who
+            or extra.get("to") == who
+            or any(SEEN_BY[r](kind, extra) for r in relations if r in SEEN_BY)
+        }
 
 
 class AgenciesAtWork(RuleBasedStateMachine):
