@@ -34,7 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 fuzz: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests -m fuzz --hypothesis-profile=fuzz
+	HYPOTHESIS_PROFILE=fuzz REFERRAL_STATEFUL_EXAMPLES=300 \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_api_stateful.py tests/unit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

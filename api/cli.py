@@ -77,8 +77,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     target.write_text(json.dumps(credentials, indent=2) + "\n", encoding="utf-8")
     target.chmod(0o600)
     print(f"referral: {summary.describe()}")
-    print(f"referral: demo credentials written to {target}")
+    print(f"referral: demo credentials (every user) written to {target}")
+    print("referral: a caseworker token for each demo agency (Authorization: Bearer TOKEN):")
     for entry in credentials:
+        if entry["role"] != "caseworker":
+            continue
         print(
             f"  {entry['agency_kind']:<17} {entry['country']} {entry['role']:<10} "
             f"{entry['agency_name'][:38]:<38} {entry['token']}"

@@ -95,6 +95,8 @@ FICTION_NOTE = "FICTIONAL: invented by the synthetic data generator; not a real 
 # -- agencies and users --------------------------------------------------------------------------
 
 
+RETURN_BASIS = "Bilateral agreement on the safe return of child victims (demo), art. 4"
+
 def demo_user_id(agency_slug: str, role: Role) -> UUID:
     """The stable id of the demo user with `role` in the demo agency `agency_slug`."""
     return uuid5(DEMO_NAMESPACE, f"user:{agency_slug}:{role.value}")
@@ -992,6 +994,7 @@ class _CaseScript:
             },
             c.coordinator,
             after=after,
+            legal_basis=RETURN_BASIS,
         )
 
     # -- report and referrals ----------------------------------------------------------------
@@ -1693,6 +1696,7 @@ class _CaseScript:
                 },
                 c.coordinator,
                 after=after,
+                legal_basis=RETURN_BASIS,
             )
             end_reason, closure = PlacementEndReason.RETURNED_ABROAD, ClosureReason.RETURNED
         elif self.home_safe:

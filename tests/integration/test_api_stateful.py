@@ -6,6 +6,7 @@ the API must agree with it on every decision and never return an event outside t
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -267,6 +268,9 @@ class AgenciesAtWork(RuleBasedStateMachine):
 
 
 AgenciesAtWork.TestCase.settings = settings(
-    max_examples=20, stateful_step_count=30, deadline=None, database=None
+    max_examples=int(os.environ.get("REFERRAL_STATEFUL_EXAMPLES", "20")),
+    stateful_step_count=30,
+    deadline=None,
+    database=None,
 )
 TestAgenciesAtWork = AgenciesAtWork.TestCase
