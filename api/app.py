@@ -28,9 +28,8 @@ from api.logging import configure_logging, get_logger
 from api.routers import audit, cases, directory, health
 from api.schemas import payload_schemas
 from api.settings import Settings
-from projections.access_log import AccessLog
-from projections.case_index import CaseIndex
 from projections.db import open_database
+from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from referral_core.application import ReferralApplication
 from referral_core.clock import Clock, utc_now
@@ -51,10 +50,6 @@ try:  # PostgreSQL's errors when the server is away.
     UNAVAILABLE = (*UNAVAILABLE, psycopg.OperationalError, psycopg_pool.PoolTimeout)
 except ImportError:  # pragma: no cover - psycopg is a dependency
     pass
-
-
-def default_projections() -> list[Any]:
-    return [CaseIndex(), AccessLog()]
 
 
 class RequestGuard:
@@ -170,7 +165,7 @@ def build_services(
         settings.database_url, clock=clock, pool_size=settings.pool_size
     )
     db = open_database(settings.database_url, pool_size=max(2, settings.pool_size // 2))
-    runner = ProjectionRunner(app, db, default_projections())
+    runner = ProjectionRunner(app, db, all_projections())
     view = DirectoryView(app)
     return Services(
         settings=settings,

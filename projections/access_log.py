@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from projections.base import Change, Projection
+from projections.base import Change, Index, Projection
 from projections.db import Tx
 from referral_core.access import AccessRecord
 
 
 class AccessLog(Projection):
     name = "access_log"
-    tables = ("access_log",)
-
-    def create(self, tx: Tx, suffix: str = "") -> None:
-        tx.execute(
-            f"CREATE TABLE IF NOT EXISTS access_log{suffix} ("
-            "position BIGINT PRIMARY KEY, recorded_at TEXT NOT NULL, user_id TEXT NOT NULL, "
-            "agency_id TEXT NOT NULL, role TEXT NOT NULL, case_id TEXT NOT NULL, "
-            "what TEXT NOT NULL, purpose TEXT, break_glass INTEGER NOT NULL, "
-            "correlation_id TEXT NOT NULL)"
-        )
-        tx.execute(
-            f"CREATE INDEX IF NOT EXISTS access_log{suffix}_by_case "
-            f"ON access_log{suffix} (case_id, position)"
-        )
-        tx.execute(
-            f"CREATE INDEX IF NOT EXISTS access_log{suffix}_by_user "
-            f"ON access_log{suffix} (user_id, position)"
-        )
+    tables: ClassVar[dict[str, str]] = {
+        "access_log": "position BIGINT PRIMARY KEY, recorded_at TEXT NOT NULL, "
+        "user_id TEXT NOT NULL, agency_id TEXT NOT NULL, role TEXT NOT NULL, "
+        "case_id TEXT NOT NULL, what TEXT NOT NULL, purpose TEXT, break_glass INTEGER NOT NULL, "
+        "correlation_id TEXT NOT NULL"
+    }
+    indexes = (
+        Index("access_log_by_case", "access_log", "case_id, position"),
+        Index("access_log_by_user", "access_log", "user_id, position"),
+    )
 
     def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
         event = change.event

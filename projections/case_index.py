@@ -8,9 +8,9 @@ read applies, so the index never lists a case its reader could not open.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from projections.base import Change, Projection
+from projections.base import Change, Index, Projection
 from projections.db import Tx
 from referral_core.case import Case
 from referral_core.policy import Principal, access_of
@@ -40,20 +40,13 @@ def agencies_with_access(case: Case) -> dict[str, list[str]]:
 
 class CaseIndex(Projection):
     name = "case_index"
-    tables = ("case_index",)
-
-    def create(self, tx: Tx, suffix: str = "") -> None:
-        tx.execute(
-            f"CREATE TABLE IF NOT EXISTS case_index{suffix} ("
-            "case_id TEXT NOT NULL, agency_id TEXT NOT NULL, relations TEXT NOT NULL, "
-            "stage TEXT NOT NULL, lead_agency_id TEXT NOT NULL, closed INTEGER NOT NULL, "
-            "version INTEGER NOT NULL, position BIGINT NOT NULL, updated_at TEXT NOT NULL, "
-            "PRIMARY KEY (case_id, agency_id))"
-        )
-        tx.execute(
-            f"CREATE INDEX IF NOT EXISTS case_index{suffix}_by_agency "
-            f"ON case_index{suffix} (agency_id, position)"
-        )
+    tables: ClassVar[dict[str, str]] = {
+        "case_index": "case_id TEXT NOT NULL, agency_id TEXT NOT NULL, relations TEXT NOT NULL, "
+        "stage TEXT NOT NULL, lead_agency_id TEXT NOT NULL, closed INTEGER NOT NULL, "
+        "version INTEGER NOT NULL, position BIGINT NOT NULL, updated_at TEXT NOT NULL, "
+        "PRIMARY KEY (case_id, agency_id)"
+    }
+    indexes = (Index("case_index_by_agency", "case_index", "agency_id, position"),)
 
     def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
         case = change.case

@@ -24,6 +24,7 @@ from referral_core.application import ReferralApplication
 from referral_core.case import Case, CaseEvent
 
 TRACKING_TABLE = "projection_position"
+REBUILD_SUFFIX = "_rebuild"
 DEFAULT_BATCH = 500
 
 
@@ -47,9 +48,16 @@ def write_position(tx: Tx, name: str, position: int) -> None:
     )
 
 
+def delete_position(tx: Tx, name: str) -> None:
+    tx.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = ?", (name,))
+
+
 def advisory_key(name: str) -> int:
     """A stable 63-bit key for a read model's advisory lock."""
     return int.from_bytes(hashlib.sha256(f"referral:{name}".encode()).digest()[:8], "big") >> 1
+
+
+SWAP_KEY = 0x5EF_E55A1  # any constant: the lock a rebuild's swap takes exclusively
 
 
 class CaseStates:
@@ -122,37 +130,42 @@ class ProjectionRunner:
     def run_once(self) -> int:
         """Apply one batch of the log to every read model behind; return the changes read."""
         with self.db.transaction() as tx:
-            if isinstance(self.db, PostgresDatabase):
-                row = tx.fetchone(
-                    "SELECT pg_try_advisory_xact_lock(?)", (advisory_key(self.group),)
-                )
-                if row is None or not row[0]:
-                    return 0
-            positions = {
-                p.name: read_position(tx, self.tracking_name(p)) for p in self.projections
-            }
-            start = min(positions.values(), default=0)
-            notifications = self.app.recorder.select_notifications(
-                start=start, limit=self.batch_size, inclusive_of_start=False
-            )
-            if not notifications:
+            if not self._lock(tx):
                 return 0
-            try:
-                for notification in notifications:
-                    change = self._change(notification)
-                    for projection in self.projections:
-                        if positions[projection.name] < change.position:
-                            projection.handle(tx, change, self.suffix)
-            except BaseException:
-                self.states.forget()
-                raise
-            last = notifications[-1].id
-            for projection in self.projections:
-                write_position(tx, self.tracking_name(projection), last)
+            return self._apply_batch(tx)
+
+    def _lock(self, tx: Tx) -> bool:
+        """One worker per read-model group; a rebuild's swap excludes every batch."""
+        if not isinstance(self.db, PostgresDatabase):
+            return True  # SQLite: BEGIN IMMEDIATE already holds the only write lock.
+        tx.execute("SELECT pg_advisory_xact_lock_shared(?)", (SWAP_KEY,))
+        row = tx.fetchone("SELECT pg_try_advisory_xact_lock(?)", (advisory_key(self.group),))
+        return bool(row and row[0])
+
+    def _apply_batch(self, tx: Tx) -> int:
+        positions = {p.name: read_position(tx, self.tracking_name(p)) for p in self.projections}
+        start = min(positions.values(), default=0)
+        notifications = self.app.recorder.select_notifications(
+            start=start, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        try:
+            for notification in notifications:
+                change = self._change(notification)
+                for projection in self.projections:
+                    if positions[projection.name] < change.position:
+                        projection.handle(tx, change, self.suffix)
+        except BaseException:
+            self.states.forget()
+            raise
+        last = notifications[-1].id
+        for projection in self.projections:
+            write_position(tx, self.tracking_name(projection), last)
         now = time.time()
         for projection in self.projections:
             stats = self.stats[projection.name]
-            stats.processed += max(0, last - positions[projection.name])
+            stats.processed += len(notifications)
             stats.position = last
             stats.last_batch_at = now
         return len(notifications)
@@ -194,3 +207,40 @@ class ProjectionRunner:
             if done == 0:
                 self.nudge.wait(poll_interval)
                 self.nudge.clear()
+
+
+def rebuild(
+    app: ReferralApplication,
+    db: SqliteDatabase | PostgresDatabase,
+    projections: Sequence[Projection],
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    swap: bool = True,
+    suffix: str = REBUILD_SUFFIX,
+) -> int:
+    """Replay the whole log into fresh tables, then swap them in for the live ones.
+
+    Live runners keep serving from the old tables meanwhile; the swap, which first applies what
+    arrived during the rebuild, excludes every batch (an exclusive advisory lock on PostgreSQL,
+    the write lock on SQLite). Returns the position the rebuilt read models reached.
+    """
+    with db.transaction() as tx:
+        ensure_tracking(tx)
+        for projection in projections:
+            projection.drop(tx, suffix)
+            delete_position(tx, projection.name + suffix)
+    runner = ProjectionRunner(app, db, projections, batch_size=batch_size, suffix=suffix)
+    runner.catch_up()
+    if not swap:
+        return min(runner.positions().values(), default=0)
+    with db.transaction() as tx:
+        if isinstance(db, PostgresDatabase):
+            tx.execute("SELECT pg_advisory_xact_lock(?)", (SWAP_KEY,))
+        while runner._apply_batch(tx):
+            pass
+        position = min(read_position(tx, runner.tracking_name(p)) for p in projections)
+        for projection in projections:
+            projection.swap_in(tx, suffix)
+            write_position(tx, projection.name, position)
+            delete_position(tx, projection.name + suffix)
+    return position

@@ -1,0 +1,127 @@
+"""The read-model runner: exactly once, rebuildable to identical rows, one worker per read model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import pytest
+
+from projections.base import Change, Projection
+from projections.db import PostgresDatabase, SqliteDatabase, Tx, open_database
+from projections.registry import all_projections, by_names
+from projections.runner import ProjectionRunner, rebuild
+from referral_core import synthetic
+from referral_core.application import ReferralApplication
+from tests.support.builders import NOW
+from tests.support.readmodels import table_rows
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[SqliteDatabase | PostgresDatabase]:
+    database = open_database(database_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def seeded(app: ReferralApplication) -> ReferralApplication:
+    synthetic.seed_directory(app)
+    synthetic.generate_cases(app, cases=12, seed=7, now=NOW - timedelta(minutes=1))
+    return app
+
+
+def test_rebuild_equals_live_row_for_row(
+    seeded: ReferralApplication, db: SqliteDatabase | PostgresDatabase
+) -> None:
+    projections = all_projections()
+    live = ProjectionRunner(seeded, db, projections, batch_size=37)
+    assert live.catch_up() > 0
+    position = seeded.recorder.max_notification_id()
+    assert live.positions() == {p.name: position for p in projections}
+    before = {p.name: table_rows(db, p) for p in projections}
+    assert before["case_index"]["case_index"], "the index must not be empty"
+
+    checked = rebuild(seeded, db, projections, swap=False, suffix="_check", batch_size=1000)
+    assert checked == position
+    for projection in projections:
+        assert table_rows(db, projection, "_check") == before[projection.name]
+
+    swapped = rebuild(seeded, db, projections, batch_size=11)
+    assert swapped == position
+    for projection in projections:
+        assert table_rows(db, projection) == before[projection.name]
+    assert live.positions() == {p.name: position for p in projections}
+    assert live.run_once() == 0
+
+
+class Exploding(Projection):
+    """Counts changes; raises once at a chosen position, like a crash mid-batch."""
+
+    name = "exploding"
+    tables: ClassVar[dict[str, str]] = {"exploding": "position BIGINT PRIMARY KEY"}
+
+    def __init__(self, explode_at: int) -> None:
+        self.explode_at = explode_at
+
+    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
+        if change.position == self.explode_at:
+            self.explode_at = -1
+            raise RuntimeError("crash in the middle of a batch")
+        tx.execute(f"INSERT INTO exploding{suffix} (position) VALUES (?)", (change.position,))
+
+
+def test_a_failed_batch_leaves_no_trace_and_resumes_exactly_once(
+    seeded: ReferralApplication, db: SqliteDatabase | PostgresDatabase
+) -> None:
+    exploding = Exploding(explode_at=25)
+    runner = ProjectionRunner(seeded, db, [exploding, *by_names(["case_index"])], batch_size=20)
+    assert runner.run_once() == 20
+    with pytest.raises(RuntimeError):
+        runner.run_once()
+    assert runner.positions()["exploding"] == 20
+    runner.catch_up()
+    rows = table_rows(db, exploding)["exploding"]
+    last = seeded.recorder.max_notification_id() or 0
+    expected = [n.id for n in seeded.recorder.select_notifications(start=1, limit=10_000)]
+    assert sorted(r[0] for r in rows) == expected
+    assert expected[-1] == last
+
+
+def test_two_runners_never_process_the_same_read_model_twice(
+    seeded: ReferralApplication, db: SqliteDatabase | PostgresDatabase, database_url: str
+) -> None:
+    other_db = open_database(database_url)
+    runners = [
+        ProjectionRunner(seeded, db, [Exploding(-1)], batch_size=7),
+        ProjectionRunner(seeded, other_db, [Exploding(-1)], batch_size=7),
+    ]
+    errors: list[BaseException] = []
+
+    def work(runner: ProjectionRunner) -> None:
+        try:
+            for _ in range(200):
+                runner.run_once()
+        except BaseException as exc:  # noqa: BLE001 -- reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runners[1].catch_up()
+    other_db.close()
+    assert errors == []
+    rows = [r[0] for r in table_rows(db, Exploding(-1))["exploding"]]
+    expected = [n.id for n in seeded.recorder.select_notifications(start=1, limit=10_000)]
+    assert len(rows) == len(set(rows))
+    assert sorted(rows) == expected
+
+
+def test_unknown_read_model_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown read model"):
+        by_names(["case_index", "nope"])
+    assert [p.name for p in by_names(None)] == [p.name for p in all_projections()]
