@@ -25,6 +25,7 @@ from adapters.store import build_application
 from api import problems
 from api.context import Services
 from api.logging import configure_logging, get_logger
+from api.metrics import Metrics
 from api.routers import audit, cases, directory, health
 from api.schemas import payload_schemas
 from api.settings import Settings
@@ -55,9 +56,10 @@ except ImportError:  # pragma: no cover - psycopg is a dependency
 class RequestGuard:
     """Outermost middleware: request id, body size limit, 503 for an absent store, access log."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +77,7 @@ class RequestGuard:
             not declared.isdigit() or int(declared) > self.max_body_bytes
         ):
             await self._reply(send, status, 413, "too-large", "The request body is too large")
-            self._log(scope, status, started)
+            self._done(scope, status, started)
             return
         received = 0
 
@@ -110,7 +112,7 @@ class RequestGuard:
             log.error("unhandled error", error_type=type(exc).__name__)  # noqa: TRY400
             if not status["sent"]:
                 await self._reply(send, status, 500, "internal", "Internal error")
-        self._log(scope, status, started)
+        self._done(scope, status, started)
 
     @staticmethod
     async def _reply(
@@ -135,18 +137,19 @@ class RequestGuard:
         status["code"] = code
         status["sent"] = True
 
-    @staticmethod
-    def _log(scope: Scope, status: dict[str, Any], started: float) -> None:
-        route = scope.get("route")
+    def _done(self, scope: Scope, status: dict[str, Any], started: float) -> None:
+        route = getattr(scope.get("route"), "path", "unmatched")
         principal = scope.get("state", {}).get("principal")
+        seconds = time.perf_counter() - started
+        self.metrics.observe(str(scope.get("method")), route, int(status["code"]), seconds)
         log.info(
             "request",
             principal_id=getattr(principal, "user_id", None),
             agency_id=getattr(principal, "agency_id", None),
             method=scope.get("method"),
-            route=getattr(route, "path", "unmatched"),
+            route=route,
             status=status["code"],
-            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            latency_ms=round(seconds * 1000, 2),
         )
 
 
@@ -165,7 +168,9 @@ def build_services(
         settings.database_url, clock=clock, pool_size=settings.pool_size
     )
     db = open_database(settings.database_url, pool_size=max(2, settings.pool_size // 2))
-    runner = ProjectionRunner(app, db, all_projections())
+    runner = ProjectionRunner(
+        app, db, all_projections(), batch_size=settings.projection_batch_size
+    )
     view = DirectoryView(app)
     return Services(
         settings=settings,
@@ -174,6 +179,7 @@ def build_services(
         runner=runner,
         resolver=resolver or DirectoryTokenResolver(app, view),
         directory=view,
+        metrics=Metrics(runner),
     )
 
 
@@ -230,5 +236,5 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, metrics=built.metrics)
     return app

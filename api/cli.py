@@ -171,6 +171,47 @@ def cmd_users_deactivate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_projections_run(settings: Settings, _args: argparse.Namespace) -> int:
+    from api.logging import configure_logging, get_logger
+    from projections.db import open_database
+    from projections.registry import all_projections
+    from projections.runner import ProjectionRunner
+    from projections.worker import run_worker
+
+    configure_logging(settings.log_level)
+    log = get_logger("referral.projections")
+    app = _app(settings)
+    db = open_database(settings.database_url)
+    runner = ProjectionRunner(
+        app, db, all_projections(), batch_size=settings.projection_batch_size
+    )
+    print(f"referral: projections running ({', '.join(p.name for p in runner.projections)})")
+    run_worker(
+        runner,
+        db,
+        on_error=lambda exc: log.warning("projection batch failed", error_type=type(exc).__name__),
+    )
+    db.close()
+    app.close()
+    print("referral: projections stopped")
+    return 0
+
+
+def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.db import open_database
+    from projections.registry import by_names
+    from projections.runner import rebuild
+
+    projections = by_names(args.names)
+    app = _app(settings)
+    db = open_database(settings.database_url)
+    position = rebuild(app, db, projections)
+    print(f"referral: rebuilt {', '.join(p.name for p in projections)} up to position {position}")
+    db.close()
+    app.close()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="referral", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -209,6 +250,15 @@ def parser() -> argparse.ArgumentParser:
     deactivate.add_argument("user")
     deactivate.add_argument("--reason", required=True)
     deactivate.set_defaults(func=cmd_users_deactivate)
+
+    projections = sub.add_parser("projections", help="run or rebuild the read models")
+    projections_sub = projections.add_subparsers(dest="action", required=True)
+    projections_sub.add_parser("run", help="apply the log until SIGTERM").set_defaults(
+        func=cmd_projections_run
+    )
+    rebuild_cmd = projections_sub.add_parser("rebuild", help="replay into fresh tables, swap")
+    rebuild_cmd.add_argument("names", nargs="*", help="read models (default: all)")
+    rebuild_cmd.set_defaults(func=cmd_projections_rebuild)
 
     tokens = sub.add_parser("tokens", help="issue and revoke tokens")
     tokens_sub = tokens.add_subparsers(dest="action", required=True)

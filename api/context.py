@@ -10,6 +10,7 @@ import structlog
 from fastapi import Depends, Request
 
 from adapters.auth import AuthenticationError, DirectoryView, PrincipalResolver
+from api.metrics import Metrics
 from api.settings import Settings
 from projections.db import PostgresDatabase, SqliteDatabase
 from projections.runner import ProjectionRunner
@@ -25,6 +26,7 @@ class Services:
     runner: ProjectionRunner
     resolver: PrincipalResolver
     directory: DirectoryView
+    metrics: Metrics
     stop: threading.Event = field(default_factory=threading.Event)
     worker: threading.Thread | None = None
 

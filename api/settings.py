@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     break_glass_minutes: int = Field(default=60, ge=5, le=24 * 60)
     run_projections: bool = True
     """Run the read models inside the API process (the embedded mode)."""
+    projection_batch_size: int = Field(default=500, ge=1, le=100_000)
+    """How many log entries a read-model batch applies in one transaction."""
     read_wait_seconds: float = Field(default=5.0, ge=0, le=60)
     """How long a read may wait for the read models to reach a given log position."""
 

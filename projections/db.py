@@ -142,6 +142,8 @@ class PostgresDatabase:
         kwargs: dict[str, Any] = {"options": f"-c search_path={self.schema}"}
         if env.get("POSTGRES_PASSWORD"):
             kwargs["password"] = env["POSTGRES_PASSWORD"]
+        self.conninfo = conninfo
+        self.connect_kwargs = kwargs
         self.pool = ConnectionPool(
             conninfo, min_size=1, max_size=pool_size, kwargs=kwargs, open=True, timeout=10
         )

@@ -184,6 +184,8 @@ def open_case(
         envelope=_envelope(submission, principal, event_id, request),
     )
     services.runner.nudge.set()
+    if not result.duplicate:
+        services.metrics.appends.labels(submission.type).inc()
     return _accepted(result, response, f"/cases/{result.case_id}")
 
 
@@ -278,6 +280,8 @@ def append_event(
         envelope=_envelope(submission, principal, event_id, request),
     )
     services.runner.nudge.set()
+    if not result.duplicate:
+        services.metrics.appends.labels(submission.type).inc()
     return _accepted(result, response, f"/cases/{case_id}/events?as_of={result.version}")
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api.context import ServicesDep
+from api.metrics import CONTENT_TYPE
 from api.problems import Problem
 
 router = APIRouter(tags=["operations"])
@@ -15,6 +16,11 @@ router = APIRouter(tags=["operations"])
 @router.get("/healthz", summary="The process is alive")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(services: ServicesDep) -> Response:
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
 
 
 @router.get("/readyz", summary="The event store and read models answer")

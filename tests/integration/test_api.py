@@ -602,3 +602,21 @@ def test_canary_name_never_reaches_a_log_line(http: Harness) -> None:
     requests = [json.loads(line) for line in lines if json.loads(line)["event"] == "request"]
     assert {r["route"] for r in requests} >= {"/cases", "/cases/{case_id}/events"}
     assert all(r["agency_id"] == agency("ngo") for r in requests)
+
+
+def test_metrics_count_requests_appends_and_read_model_lag(http: Harness) -> None:
+    case_id, version = http.open_case("ngo")
+    http.append(
+        case_id,
+        version=version,
+        event_type="ServiceDelivered",
+        payload=example("ServiceDelivered", provider_agency_id=agency("ngo")),
+    )
+    http.client.get(f"/cases?min_position={http.latest()}", headers=http.headers("ngo"))
+    text = http.client.get("/metrics").text
+    assert 'referral_appends_total{event_type="ChildIdentified"} 1.0' in text
+    assert 'referral_appends_total{event_type="ServiceDelivered"} 1.0' in text
+    assert 'referral_http_requests_total{method="POST",route="/cases",status="201"} 1.0' in text
+    assert f"referral_log_position {float(http.latest())}" in text
+    assert 'referral_read_model_lag_events{name="case_index"}' in text
+    assert case_id not in text
