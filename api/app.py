@@ -26,7 +26,7 @@ from api import problems
 from api.context import Services
 from api.logging import configure_logging, get_logger
 from api.metrics import Metrics
-from api.routers import audit, cases, directory, health
+from api.routers import audit, cases, directory, health, inbox, stats
 from api.schemas import payload_schemas
 from api.settings import Settings
 from projections.db import open_database
@@ -221,7 +221,14 @@ def create_app(
     )
     app.state.services = built
     problems.install(app)
-    for router in (health.router, directory.router, cases.router, audit.router):
+    for router in (
+        health.router,
+        directory.router,
+        cases.router,
+        inbox.router,
+        stats.router,
+        audit.router,
+    ):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from projections.access_log import AccessLog
 from projections.base import Projection
 from projections.case_index import CaseIndex
+from projections.statistics import statistics_projections
+from projections.work_queues import work_projections
 
 
 def all_projections() -> list[Projection]:
-    return [CaseIndex(), AccessLog()]
+    return [CaseIndex(), AccessLog(), *work_projections(), *statistics_projections()]
 
 
 def by_names(names: list[str] | None) -> list[Projection]:
