@@ -21,7 +21,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from adapters.auth import DirectoryTokenResolver, DirectoryView, PrincipalResolver
-from adapters.store import build_application
+from adapters.oidc import ChainResolver, OIDCResolver
+from adapters.store import ConfigurationError, build_application
 from api import problems
 from api.context import Services
 from api.logging import configure_logging, get_logger
@@ -177,10 +178,27 @@ def build_services(
         app=app,
         db=db,
         runner=runner,
-        resolver=resolver or DirectoryTokenResolver(app, view),
+        resolver=resolver or _resolver(settings, app, view),
         directory=view,
         metrics=Metrics(runner),
     )
+
+
+def _resolver(
+    settings: Settings, app: ReferralApplication, view: DirectoryView
+) -> PrincipalResolver:
+    tokens = DirectoryTokenResolver(app, view)
+    if not settings.oidc_issuer:
+        return tokens
+    if not settings.oidc_jwks_url:
+        raise ConfigurationError("REFERRAL_OIDC_JWKS_URL is required with REFERRAL_OIDC_ISSUER")
+    oidc = OIDCResolver(
+        view,
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        jwks_url=settings.oidc_jwks_url,
+    )
+    return ChainResolver(tokens, oidc)
 
 
 def create_app(

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     token_ttl_days: int = Field(default=90, ge=1, le=3650)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
     break_glass_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    oidc_issuer: str = ""
+    """When set, JWTs from this OIDC issuer are accepted besides directory tokens."""
+    oidc_audience: str = "referral"
+    oidc_jwks_url: str = ""
+    """The issuer's JWKS (https://… or file://…)."""
     run_projections: bool = True
     """Run the read models inside the API process (the embedded mode)."""
     projection_batch_size: int = Field(default=500, ge=1, le=100_000)
