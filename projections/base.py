@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+from eventsourcing.persistence import Notification
+
 from projections.db import Tx
 from referral_core.case import Case, CaseEvent
 
@@ -21,6 +23,8 @@ class Change:
     position: int
     event: object
     case: Case | None
+    notification: Notification | None = None
+    """The stored event as it is in the log (topic, ids, the stored bytes)."""
 
     @property
     def case_event(self) -> CaseEvent | None:

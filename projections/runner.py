@@ -181,7 +181,7 @@ class ProjectionRunner:
     def _change(self, notification: Any) -> Change:
         event = self.app.mapper.to_domain_event(notification)
         case = self.states.advance(event) if isinstance(event, CaseEvent) else None
-        return Change(position=notification.id, event=event, case=case)
+        return Change(position=notification.id, event=event, case=case, notification=notification)
 
     def positions(self) -> dict[str, int]:
         with self.db.transaction() as tx:
