@@ -6,6 +6,7 @@ case (or None for a new one) and the current time, and returns what happened.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from referral_core.errors import (
     CaseOpeningError,
     IdempotencyConflictError,
     InvalidPayloadError,
+    ReferralError,
     UnknownEventTypeError,
     VersionConflictError,
 )
@@ -80,6 +82,13 @@ def record_event(
     if spec.name == "ReportedToLawEnforcement" and not legal_basis:
         legal_basis = validated.statutory_basis
     event_id = str(envelope.event_id)
+    if case is not None and spec.name == "EntryCorrected":
+        # Corrected values are stored validated and normalised, so a retry is recognised by
+        # its normalised content; if they do not validate, the rules below say why.
+        with contextlib.suppress(ReferralError):
+            stored_payload["corrected_values"] = rules.normalised_corrections(
+                case, validated, whole=False
+            )
 
     if case is not None:
         previous = case.entry(event_id)
@@ -118,7 +127,7 @@ def record_event(
     if case is None:
         if not spec.opens_case:
             raise CaseOpeningError("a case opens with ChildIdentified or ContactReceived")
-        rules.check_opening(spec, validated)
+        rules.check_opening(spec, validated, envelope)
         event: CaseEvent = spec.event_class(originator_id=case_id, originator_version=1, **fields)
         case = event.mutate(None)
         assert case is not None  # noqa: S101 -- mutate(None) always builds a case
@@ -126,5 +135,7 @@ def record_event(
         return Decision(case, 1, event_id, duplicate=False)
 
     rules.check(case, spec, validated, envelope)
+    if spec.name == "EntryCorrected":
+        stored_payload["corrected_values"] = rules.normalised_corrections(case, validated)
     case.trigger_event(spec.event_class, **fields)
     return Decision(case, case.version, event_id, duplicate=False)

@@ -7,6 +7,7 @@ Token secrets never enter it: only a hash of each token, its owner and its expir
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
@@ -25,6 +26,7 @@ DIRECTORY_ID = uuid5(DIRECTORY_NAMESPACE, "directory")
 MAX_NAME = 200
 MAX_TEXT = 2000
 MIN_BREAK_GLASS_REASON = 20
+COUNTRY_CODE = re.compile(r"[A-Z]{2}", re.ASCII)
 
 
 def agency_id_for(slug: str) -> UUID:
@@ -81,7 +83,7 @@ class Directory(Aggregate):
     ) -> None:
         if str(agency_id) in self.agencies:
             raise InconsistentStateError("that agency is already registered")
-        if len(country) != 2 or not country.isalpha() or not country.isupper():  # noqa: PLR2004
+        if COUNTRY_CODE.fullmatch(country) is None:
             raise InvalidCommandError("country is an ISO 3166-1 alpha-2 code")
         self._agency_registered(str(agency_id), kind.value, country, _name(name), actor)
 
@@ -100,6 +102,8 @@ class Directory(Aggregate):
 
     def change_role(self, user_id: UUID, role: Role, actor: dict[str, str]) -> None:
         user = self.user(str(user_id))
+        if not user["active"]:
+            raise InconsistentStateError("a deactivated user's role is not changed")
         if user["role"] == role.value:
             raise InconsistentStateError("the user already has that role")
         self._role_changed(str(user_id), role.value, actor)
@@ -141,11 +145,16 @@ class Directory(Aggregate):
         expires_at: datetime,
         actor: dict[str, str],
     ) -> None:
-        """Record an emergency read of a case outside the actor's scope, for later review."""
+        """Record an emergency read of a case outside the actor's scope, for later review.
+
+        The actor is an active user of the directory: a removed user breaks no glass.
+        """
         if len(reason.strip()) < MIN_BREAK_GLASS_REASON:
             raise InvalidCommandError(
                 "break-glass needs a written reason of 20 characters or more"
             )
+        if not self.user(str(actor["user_id"]))["active"]:
+            raise InconsistentStateError("a deactivated user does not break the glass")
         self._break_glass_opened(
             str(grant_id), str(case_id), _long_text(reason), expires_at.isoformat(), actor
         )
@@ -167,9 +176,14 @@ class Directory(Aggregate):
     # -- queries ---------------------------------------------------------------------------------
 
     def active_break_glass(self, user_id: str, case_id: str, now: datetime) -> datetime | None:
-        """When the user's break-glass access to the case ends, if one is open now."""
+        """When the user's break-glass access to the case ends, if one is open now.
+
+        A grant reviewed as unjustified ends at its review.
+        """
         latest: datetime | None = None
         for grant in self.break_glass.values():
+            if grant["outcome"] == "unjustified":
+                continue
             if grant["user_id"] == user_id and grant["case_id"] == case_id:
                 until = datetime.fromisoformat(grant["expires_at"])
                 if until > now and (latest is None or until > latest):

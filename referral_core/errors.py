@@ -12,13 +12,14 @@ ReferralError
 │   ├── NotReferralSenderError       only the sending agency revokes a referral
 │   ├── NotReportRecipientError      only the receiving police unit acknowledges a report
 │   ├── ReferralNotPendingError      the referral is not in a state that allows this answer
-│   ├── MissingLegalBasisError       disclosure without consent or statutory basis
+│   ├── MissingLegalBasisError       disclosure without a legal basis or a live consent
 │   ├── UnreportedTraffickingError   closure with trafficking indicators and no report
-│   ├── UnknownTargetEventError      a correction names no event of this case
+│   ├── UnknownTargetEventError      a correction, answer or consent_ref names no such entry here
 │   ├── NotAuthorAgencyError         only the author's agency corrects or voids an entry
-│   ├── MinorityPresumptionError     minority presumed until an age assessment says otherwise
+│   ├── MinorityPresumptionError     minority presumed until a consistent age assessment lifts it
 │   ├── CaseOpeningError             a case opens with ChildIdentified or ContactReceived only
-│   └── InconsistentStateError       e.g. ending a placement that does not exist
+│   └── InconsistentStateError       e.g. ending a placement that does not exist, correcting a
+│                                    field that routes access, a deactivated user's role
 ├── ConflictError                the store moved on (HTTP 409/412)
 │   ├── VersionConflictError         expected version is stale
 │   └── IdempotencyConflictError     an event id reused with other content

@@ -80,7 +80,9 @@ def test_register_agency(directory: Directory) -> None:
     assert directory.version == 2
 
 
-@pytest.mark.parametrize("country", ["ua", "Ua", "UKR", "U", "", "U1", "12"])
+@pytest.mark.parametrize(
+    "country", ["ua", "Ua", "UKR", "U", "", "U1", "12", "ÄÖ", "ÅB", "U\uff21", "UA\n", " UA"]
+)
 def test_agency_with_a_bad_country_code_is_refused(directory: Directory, country: str) -> None:
     refused(
         InvalidCommandError,
@@ -103,8 +105,19 @@ def test_agency_is_registered_once(directory: Directory) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["x" * 201, "", "   ", "Police\nUnit", "Police\tUnit", "Police\x00Unit", "\x1b[31mred"],
-    ids=["201-chars", "empty", "blank", "newline", "tab", "nul", "escape"],
+    [
+        "x" * 201,
+        "",
+        "   ",
+        "Police\nUnit",
+        "Police\tUnit",
+        "Police\x00Unit",
+        "\x1b[31mred",
+        "Police\x7fUnit",
+        "Police\x85Unit",
+        "Police\u202eUnit",
+    ],
+    ids=["201-chars", "empty", "blank", "newline", "tab", "nul", "escape", "del", "nel", "rlo"],
 )
 def test_agency_with_a_bad_name_is_refused(directory: Directory, name: str) -> None:
     refused(
@@ -181,6 +194,17 @@ def test_change_role(directory: Directory) -> None:
         directory,
         lambda: directory.change_role(user_id, Role.SUPERVISOR, ADMIN),
     )
+
+
+def test_role_of_a_deactivated_user_is_not_changed(directory: Directory) -> None:
+    user_id = _user(directory)
+    directory.deactivate_user(user_id, "left the agency", ADMIN)
+    refused(
+        InconsistentStateError,
+        directory,
+        lambda: directory.change_role(user_id, Role.ADMIN, ADMIN),
+    )
+    assert directory.user(str(user_id))["role"] == "caseworker"
 
 
 def test_role_of_an_unknown_user_is_not_changed(directory: Directory) -> None:
@@ -444,12 +468,25 @@ def test_directory_as_of_a_version_answers_who_could_act_when(app: ReferralAppli
 
 REASON = "Child missing tonight; shelter record needed for police"
 CASE_ID = uuid4()
-NURSE = {"user_id": "user-7", "agency_id": str(LA_STRADA), "role": "caseworker"}
-REVIEWER = {"user_id": "supervisor-2", "agency_id": str(LA_STRADA), "role": "supervisor"}
+NURSE_ID = uuid4()
+REVIEWER_ID = uuid4()
+NURSE = {"user_id": str(NURSE_ID), "agency_id": str(LA_STRADA), "role": "caseworker"}
+REVIEWER = {"user_id": str(REVIEWER_ID), "agency_id": str(LA_STRADA), "role": "supervisor"}
 
 
-def test_break_glass_needs_a_written_reason() -> None:
+@pytest.fixture
+def staffed() -> Directory:
+    """A directory where the nurse and the reviewer are active users of La Strada."""
     d = Directory.start()
+    d.register_agency(LA_STRADA, AgencyKind.NGO, "UA", "La Strada Ukraine", ADMIN)
+    d.add_user(NURSE_ID, LA_STRADA, Role.CASEWORKER, "Nurse Synthetic", ADMIN)
+    d.add_user(REVIEWER_ID, LA_STRADA, Role.SUPERVISOR, "Reviewer Synthetic", ADMIN)
+    return d
+
+
+def test_break_glass_needs_a_written_reason(staffed: Directory) -> None:
+    d = staffed
+    version = d.version
     refused(
         InvalidCommandError,
         d,
@@ -461,30 +498,49 @@ def test_break_glass_needs_a_written_reason() -> None:
         lambda: d.open_break_glass(uuid4(), CASE_ID, "r" * 2001, EXPIRES, NURSE),
     )
     d.open_break_glass(uuid4(), CASE_ID, "r" * 20, EXPIRES, NURSE)
-    assert d.version == 2
+    assert d.version == version + 1
 
 
-def test_break_glass_is_active_until_it_expires() -> None:
-    d = Directory.start()
+def test_break_glass_needs_an_active_user_of_the_directory(staffed: Directory) -> None:
+    d = staffed
+    stranger = {**NURSE, "user_id": str(uuid4())}
+    refused(
+        DirectoryEntryNotFoundError,
+        d,
+        lambda: d.open_break_glass(uuid4(), CASE_ID, REASON, EXPIRES, stranger),
+    )
+    d.deactivate_user(NURSE_ID, "left the agency", ADMIN)
+    refused(
+        InconsistentStateError,
+        d,
+        lambda: d.open_break_glass(uuid4(), CASE_ID, REASON, EXPIRES, NURSE),
+    )
+    assert d.break_glass == {}
+    assert d.active_break_glass(str(NURSE_ID), str(CASE_ID), NOW) is None
+
+
+def test_break_glass_is_active_until_it_expires(staffed: Directory) -> None:
+    d = staffed
+    nurse = str(NURSE_ID)
     grant = uuid4()
     d.open_break_glass(grant, CASE_ID, REASON, NOW + timedelta(hours=1), NURSE)
     assert d.break_glass[str(grant)]["reason"] == REASON
     assert d.break_glass[str(grant)]["agency_id"] == str(LA_STRADA)
-    assert d.active_break_glass("user-7", str(CASE_ID), NOW) == NOW + timedelta(hours=1)
-    assert d.active_break_glass("user-7", str(CASE_ID), NOW + timedelta(hours=1)) is None
-    assert d.active_break_glass("user-8", str(CASE_ID), NOW) is None
-    assert d.active_break_glass("user-7", str(uuid4()), NOW) is None
+    assert d.active_break_glass(nurse, str(CASE_ID), NOW) == NOW + timedelta(hours=1)
+    assert d.active_break_glass(nurse, str(CASE_ID), NOW + timedelta(hours=1)) is None
+    assert d.active_break_glass(str(REVIEWER_ID), str(CASE_ID), NOW) is None
+    assert d.active_break_glass(nurse, str(uuid4()), NOW) is None
 
 
-def test_latest_break_glass_expiry_wins() -> None:
-    d = Directory.start()
+def test_latest_break_glass_expiry_wins(staffed: Directory) -> None:
+    d = staffed
     d.open_break_glass(uuid4(), CASE_ID, REASON, NOW + timedelta(hours=3), NURSE)
     d.open_break_glass(uuid4(), CASE_ID, REASON, NOW + timedelta(hours=1), NURSE)
-    assert d.active_break_glass("user-7", str(CASE_ID), NOW) == NOW + timedelta(hours=3)
+    assert d.active_break_glass(str(NURSE_ID), str(CASE_ID), NOW) == NOW + timedelta(hours=3)
 
 
-def test_break_glass_review() -> None:
-    d = Directory.start()
+def test_break_glass_review(staffed: Directory) -> None:
+    d = staffed
     grant = uuid4()
     d.open_break_glass(grant, CASE_ID, REASON, EXPIRES, NURSE)
     refused(
@@ -511,9 +567,28 @@ def test_break_glass_review() -> None:
     record = d.break_glass[str(grant)]
     assert record["reviewed"] is True
     assert record["outcome"] == "unjustified"
-    assert record["reviewed_by"] == "supervisor-2"
+    assert record["reviewed_by"] == str(REVIEWER_ID)
     refused(
         InconsistentStateError,
         d,
         lambda: d.review_break_glass(grant, "justified", "again", REVIEWER),
     )
+
+
+def test_break_glass_reviewed_unjustified_ends_at_once(staffed: Directory) -> None:
+    d = staffed
+    nurse, case = str(NURSE_ID), str(CASE_ID)
+    grant = uuid4()
+    d.open_break_glass(grant, CASE_ID, REASON, NOW + timedelta(hours=1), NURSE)
+    assert d.active_break_glass(nurse, case, NOW) == NOW + timedelta(hours=1)
+    d.review_break_glass(grant, "unjustified", "no emergency", REVIEWER)
+    assert d.active_break_glass(nurse, case, NOW) is None
+
+
+def test_break_glass_reviewed_justified_runs_until_it_expires(staffed: Directory) -> None:
+    d = staffed
+    nurse, case = str(NURSE_ID), str(CASE_ID)
+    grant = uuid4()
+    d.open_break_glass(grant, CASE_ID, REASON, NOW + timedelta(hours=1), NURSE)
+    d.review_break_glass(grant, "justified", "child was missing", REVIEWER)
+    assert d.active_break_glass(nurse, case, NOW) == NOW + timedelta(hours=1)

@@ -168,6 +168,7 @@ PREPARE: dict[str, Preparation] = {
     "ReferralCompleted": _referral_completed,
     "ReferralRevoked": _referral_revoked,
     "PlacementEnded": _after("ChildSheltered"),
+    "ChildMissingFromCare": _after("ChildSheltered"),
     "ChildLocated": _after("ChildSheltered", "ChildMissingFromCare"),
     "PlanReviewed": _after("ReintegrationPlanAgreed"),
     "CaseClosed": _case_closed,
@@ -177,11 +178,19 @@ PREPARE: dict[str, Preparation] = {
 }
 
 
+NEEDS_A_BASIS = frozenset(
+    name
+    for name, spec in CATALOG.items()
+    if spec.discloses and "statutory_basis" not in spec.payload_model.model_fields
+)
+"""Event types that disclose data and carry no statutory basis of their own."""
+
+
 def ready(event_type: str) -> Ready:
     """A case opened with the ChildIdentified example, brought to where `event_type` fits."""
     story = Story()
     overrides, who = PREPARE.get(event_type, _after())(story)
-    legal_basis = "Statute s.20" if event_type == "ReferralSent" else None
+    legal_basis = "Statute s.20" if event_type in NEEDS_A_BASIS else None
     return Ready(story, event_type, example(event_type, **overrides), who, legal_basis)
 
 
@@ -200,6 +209,7 @@ def test_catalog_holds_the_design_events() -> None:
         "ReferralSent",
         "ChildReturned",
     }
+    assert {"ReferralSent", "ChildReturned"} == NEEDS_A_BASIS
 
 
 @pytest.mark.parametrize("event_type", ALL_TYPES)
@@ -639,5 +649,6 @@ def test_country_codes_are_two_upper_case_letters(event_type: str, field: str, c
 @pytest.mark.parametrize(("event_type", "field"), COUNTRY_FIELDS)
 def test_upper_case_country_code_is_accepted(event_type: str, field: str) -> None:
     story = Story()
-    story.record(event_type, **{field: "UA"})
+    legal_basis = "Statute s.20" if event_type in NEEDS_A_BASIS else None
+    story.record(event_type, legal_basis=legal_basis, **{field: "UA"})
     assert story.last_event().payload[field] == "UA"
