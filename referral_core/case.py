@@ -669,6 +669,11 @@ def _closed(case: Case, fact: Fact) -> None:
     case.closure_reason = ClosureReason(fact.payload["reason"]).value
 
 
+@evolves("CaseErased")
+def _erased(case: Case, _fact: Fact) -> None:
+    case.erased = True
+
+
 @evolves("CaseReopened")
 def _reopened(case: Case, _fact: Fact) -> None:
     case.closed = False

@@ -7,6 +7,7 @@ ReferralError
 │   └── InvalidEnvelopeError
 ├── DomainRuleError              the command is well formed but the case forbids it (HTTP 409/422)
 │   ├── CaseClosedError              nothing but CaseReopened on a closed case
+│   ├── CaseErasedError              nothing at all after a case's data was erased
 │   ├── CaseNotClosedError           CaseReopened on an open case
 │   ├── NotReferralReceiverError     only the receiving agency answers a referral
 │   ├── NotReferralSenderError       only the sending agency revokes a referral
@@ -68,6 +69,10 @@ class DomainRuleError(ReferralError):
 
 class CaseClosedError(DomainRuleError):
     code = "case-closed"
+
+
+class CaseErasedError(DomainRuleError):
+    code = "case-erased"
 
 
 class CaseNotClosedError(DomainRuleError):

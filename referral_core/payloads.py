@@ -573,6 +573,15 @@ class CaseReopened(Payload):
     reason: ShortText
 
 
+class CaseErased(Payload):
+    model_config = _example(
+        {"reason": "erasure request by the adult former client", "legal_basis": "GDPR art. 17"}
+    )
+
+    reason: ShortText
+    legal_basis: ShortText
+
+
 class EntryCorrected(Payload):
     model_config = _example(
         {

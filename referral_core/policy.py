@@ -85,6 +85,7 @@ EVENT_CATEGORY: dict[str, Category] = {
     "LegalProceedingRecorded": C.LEGAL,
     "ExploitationEpisodeRecorded": C.EXPLOITATION,
     "CaseClosed": C.CASE,
+    "CaseErased": C.CASE,
     "CaseReopened": C.CASE,
     "EntryCorrected": C.CASE,
     "EntryVoided": C.CASE,
@@ -555,6 +556,21 @@ def check_append(principal: Principal, event_type: str, access: Access | None) -
             f"{event_type} needs the agency to be "
             + " or ".join(sorted(r.value.replace("_", " ") for r in rule.relations))
         )
+
+
+ERASING_KINDS = frozenset({K.MINISTRY, K.COORDINATOR})
+
+
+def check_erase(principal: Principal) -> None:
+    """Erasure is for a data-protection officer of the ministry or coordinator, on any case.
+
+    It needs no relation to the case: the officer acts on a legal request, not on case work.
+    The erasure is itself an event of the case, so who erased what, when and why stays known.
+    """
+    if principal.agency_kind not in ERASING_KINDS:
+        raise PermissionDeniedError("erasure is for the ministry or the national coordinator")
+    if principal.role is not Role.DATA_PROTECTION_OFFICER:
+        raise PermissionDeniedError("erasure needs the data-protection officer role")
 
 
 def may_see_case(access: Access) -> bool:

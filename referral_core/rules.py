@@ -25,6 +25,7 @@ from referral_core.case_events import CATALOG, EventSpec
 from referral_core.envelope import Envelope
 from referral_core.errors import (
     CaseClosedError,
+    CaseErasedError,
     CaseNotClosedError,
     InconsistentStateError,
     InvalidPayloadError,
@@ -62,8 +63,14 @@ def check_opening(spec: EventSpec, payload: Any, envelope: Envelope) -> None:
 
 
 def check(case: Case, spec: EventSpec, payload: Any, envelope: Envelope) -> None:
-    """Every rule for appending `payload` of type `spec` to an existing `case`."""
-    if case.closed and spec.name != "CaseReopened":
+    """Every rule for appending `payload` of type `spec` to an existing `case`.
+
+    Erasure is the one exception to "nothing but CaseReopened on a closed case": it is a legal
+    obligation that usually falls after closure. After it, nothing at all may be recorded.
+    """
+    if case.erased:
+        raise CaseErasedError("the case's data was erased: nothing more may be recorded")
+    if case.closed and spec.name not in ("CaseReopened", "CaseErased"):
         raise CaseClosedError("the case is closed: only CaseReopened may be recorded")
     _consent_ref_names_a_consent(case, envelope)
     for check_rule in _RULES.get(spec.name, ()):

@@ -30,6 +30,9 @@ class Role(StrEnum):
     CASEWORKER = "caseworker"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    DATA_PROTECTION_OFFICER = "data_protection_officer"
+    """Erases a case's identifying data when the law requires it; only in a ministry or
+    coordinator agency (the national level answers for the register), never in a case agency."""
 
 
 class ContactChannel(StrEnum):

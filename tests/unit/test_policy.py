@@ -16,6 +16,7 @@ from referral_core.policy import (
     Relation,
     access_of,
     check_append,
+    check_erase,
     identifying_fields,
     may_append_kind,
     view_event,
@@ -380,3 +381,18 @@ def test_identifying_fields_are_declared() -> None:
         for field in identifying_fields(name):
             assert field in CATALOG[name].payload_model.model_fields
     assert Sensitivity.IDENTIFYING.value == "identifying"
+
+
+@pytest.mark.parametrize("kind", list(AgencyKind))
+@pytest.mark.parametrize("role", list(Role))
+def test_only_a_national_data_protection_officer_erases(kind: AgencyKind, role: Role) -> None:
+    who = principal(kind, role)
+    allowed = kind in (K.MINISTRY, K.COORDINATOR) and role is Role.DATA_PROTECTION_OFFICER
+    if allowed:
+        check_erase(who)
+    else:
+        with pytest.raises(PermissionDeniedError):
+            check_erase(who)
+    assert not may_append_kind(who, "CaseErased"), (
+        "erasure has its own route, never a plain append"
+    )

@@ -17,6 +17,7 @@ from referral_core.commands import Decision, record_event
 from referral_core.envelope import Envelope
 from referral_core.errors import (
     CaseClosedError,
+    CaseErasedError,
     CaseNotClosedError,
     CaseOpeningError,
     IdempotencyConflictError,
@@ -146,10 +147,20 @@ def closed_case() -> Story:
 # -- closed cases -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("event_type", sorted(set(CATALOG) - {"CaseReopened"}))
+@pytest.mark.parametrize("event_type", sorted(set(CATALOG) - {"CaseReopened", "CaseErased"}))
 def test_closed_case_refuses_everything_but_reopening(event_type: str) -> None:
     story = closed_case()
     story.refuse(CaseClosedError, event_type)
+
+
+def test_a_closed_case_can_be_erased_and_then_takes_nothing() -> None:
+    story = closed_case()
+    stage = story.current.stage
+    story.record("CaseErased")
+    assert story.current.erased is True
+    assert story.current.stage == stage, "erasure leaves the statistics' stage alone"
+    for event_type in ("CaseReopened", "CaseErased", "ServiceDelivered"):
+        story.refuse(CaseErasedError, event_type)
 
 
 def test_closed_case_can_be_reopened() -> None:
