@@ -6,9 +6,10 @@ and the stored-event mapper. Nothing here knows which.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid5
 
@@ -39,6 +40,17 @@ def case_id_for_opening(event_id: UUID) -> UUID:
     return uuid5(CASE_NAMESPACE, str(event_id))
 
 
+def replay(aggregate: Any, events: Iterable[Any]) -> Any:
+    """Fold events onto an aggregate (or None).
+
+    eventsourcing's default projector checks a typing Protocol with isinstance on every event,
+    which cost a fifth of each append; our events are all ours, so a plain loop does.
+    """
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
 @dataclass(frozen=True)
 class AppendResult:
     """What an append acknowledges: the case, its new version, and the event's log position."""
@@ -58,6 +70,7 @@ class ReferralApplication(Application[UUID]):
         Case: SNAPSHOT_INTERVAL,
         Directory: SNAPSHOT_INTERVAL,
     }
+    snapshotting_projectors: ClassVar[dict[type[Any], Any]] = {Case: replay, Directory: replay}
 
     def __init__(self, env: Mapping[str, str] | None = None, clock: Clock = utc_now) -> None:
         super().__init__(env)
@@ -118,6 +131,7 @@ class ReferralApplication(Application[UUID]):
             envelope=envelope,
             now=self.clock(),
             expected_version=expected_version,
+            recorded=partial(self.recorded_event, case_id),
         )
         if decision.duplicate:
             return self._result(decision, None)
@@ -146,6 +160,7 @@ class ReferralApplication(Application[UUID]):
                 payload=payload,
                 envelope=envelope,
                 now=self.clock(),
+                recorded=partial(self.recorded_event, case_id),
             )
             return self._result(decision, None)
         raise VersionConflictError(
@@ -164,9 +179,18 @@ class ReferralApplication(Application[UUID]):
             duplicate=decision.duplicate,
         )
 
+    def recorded_event(self, case_id: UUID, version: int) -> CaseEvent | None:
+        """One stored event of a case, by version (to tell a retry from a reuse of its id)."""
+        for event in self.events.get(case_id, gt=version - 1, lte=version):
+            if isinstance(event, CaseEvent):
+                return event
+        return None
+
     def _find_case(self, case_id: UUID, version: int | None = None) -> Case | None:
         try:
-            aggregate: object = self.repository.get(case_id, version=version)
+            aggregate: object = self.repository.get(
+                case_id, version=version, projector_func=replay
+            )
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, Case) else None
@@ -209,7 +233,9 @@ class ReferralApplication(Application[UUID]):
 
     def directory(self, *, version: int | None = None) -> Directory:
         try:
-            aggregate: object = self.repository.get(DIRECTORY_ID, version=version)
+            aggregate: object = self.repository.get(
+                DIRECTORY_ID, version=version, projector_func=replay
+            )
         except AggregateNotFoundError:
             return Directory.start()
         if not isinstance(aggregate, Directory):

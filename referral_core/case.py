@@ -186,6 +186,10 @@ class Case(Aggregate):
     def entry(self, event_id: str) -> dict[str, Any] | None:
         return self.entries.get(event_id)
 
+    def pending_case_events(self) -> list[CaseEvent]:
+        """Events recorded on this object and not yet saved."""
+        return [e for e in self._pending_events if isinstance(e, CaseEvent)]
+
     def effective_payload(self, event_id: str) -> dict[str, Any] | None:
         """The entry's payload as corrected, sensitive text redacted; None if not kept."""
         record = self.effective.get(event_id)
@@ -223,7 +227,6 @@ class Case(Aggregate):
             "version": fact.version,
             "type": fact.event_type,
             "agency_id": fact.agency_id,
-            "fingerprint": event_fingerprint(event),
             "voided": False,
         }
         if fact.event_type == "EntryVoided":

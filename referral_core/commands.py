@@ -7,7 +7,7 @@ case (or None for a new one) and the current time, and returns what happened.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from referral_core import rules
-from referral_core.case import Case, CaseEvent
+from referral_core.case import Case, CaseEvent, event_fingerprint
 from referral_core.case_events import CATALOG, EventSpec
 from referral_core.envelope import Envelope
 from referral_core.errors import (
@@ -59,6 +59,16 @@ def validate_payload(spec: EventSpec, payload: Mapping[str, Any]) -> Any:
         raise InvalidPayloadError(f"{spec.name} payload is invalid", errors) from None
 
 
+RecordedLookup = Callable[[int], CaseEvent | None]
+
+
+def _recorded_event(case: Case, version: int, recorded: RecordedLookup | None) -> CaseEvent | None:
+    for pending in case.pending_case_events():
+        if pending.originator_version == version:
+            return pending
+    return None if recorded is None else recorded(version)
+
+
 def record_event(
     case: Case | None,
     *,
@@ -68,12 +78,15 @@ def record_event(
     envelope: Envelope,
     now: datetime,
     expected_version: int | None = None,
+    recorded: RecordedLookup | None = None,
 ) -> Decision:
     """Decide whether `event_type` may be recorded on `case` and, if so, record it.
 
     A retry (same event id, same content) returns the first result and records nothing;
     the same event id with other content is an `IdempotencyConflictError`. Otherwise a stale
-    `expected_version` is a `VersionConflictError`, never a silent overwrite.
+    `expected_version` is a `VersionConflictError`, never a silent overwrite. To tell a retry
+    from a reuse, the first event is looked up by version with `recorded` (the store), or among
+    the case's events not yet saved.
     """
     spec = spec_for(event_type)
     validated = validate_payload(spec, payload)
@@ -101,7 +114,8 @@ def record_event(
                 consent_ref=envelope.consent_ref,
                 actor=envelope.actor,
             )
-            if previous["fingerprint"] != digest:
+            first = _recorded_event(case, previous["version"], recorded)
+            if first is None or event_fingerprint(first) != digest:
                 raise IdempotencyConflictError(
                     "this event id was already used for different content"
                 )

@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from uuid import UUID, uuid5
 
@@ -96,6 +97,7 @@ FICTION_NOTE = "FICTIONAL: invented by the synthetic data generator; not a real 
 
 
 RETURN_BASIS = "Bilateral agreement on the safe return of child victims (demo), art. 4"
+
 
 def demo_user_id(agency_slug: str, role: Role) -> UUID:
     """The stable id of the demo user with `role` in the demo agency `agency_slug`."""
@@ -1961,6 +1963,7 @@ def generate_cases(
                 envelope=event.envelope,
                 now=app.clock(),
                 expected_version=event.seq - 1,
+                recorded=partial(app.recorded_event, event.case_id),
             )
             duplicate = decision.duplicate
             if not duplicate:
