@@ -57,7 +57,14 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"referral:{name}".encode()).digest()[:8], "big") >> 1
 
 
-SWAP_KEY = 0x5EF_E55A1  # any constant: the lock a rebuild's swap takes exclusively
+SWAP_LOCK = "rebuild-swap"
+"""The lock a rebuild's swap takes exclusively and every batch takes shared."""
+
+
+def lock_key(db: SqliteDatabase | PostgresDatabase, name: str) -> int:
+    """Advisory locks are per database: the schema keeps two deployments apart."""
+    schema = db.schema if isinstance(db, PostgresDatabase) else ""
+    return advisory_key(f"{schema}:{name}")
 
 
 class CaseStates:
@@ -138,8 +145,10 @@ class ProjectionRunner:
         """One worker per read-model group; a rebuild's swap excludes every batch."""
         if not isinstance(self.db, PostgresDatabase):
             return True  # SQLite: BEGIN IMMEDIATE already holds the only write lock.
-        tx.execute("SELECT pg_advisory_xact_lock_shared(?)", (SWAP_KEY,))
-        row = tx.fetchone("SELECT pg_try_advisory_xact_lock(?)", (advisory_key(self.group),))
+        tx.execute("SELECT pg_advisory_xact_lock_shared(?)", (lock_key(self.db, SWAP_LOCK),))
+        row = tx.fetchone(
+            "SELECT pg_try_advisory_xact_lock(?)", (lock_key(self.db, self.group),)
+        )
         return bool(row and row[0])
 
     def _apply_batch(self, tx: Tx) -> int:
@@ -235,7 +244,7 @@ def rebuild(
         return min(runner.positions().values(), default=0)
     with db.transaction() as tx:
         if isinstance(db, PostgresDatabase):
-            tx.execute("SELECT pg_advisory_xact_lock(?)", (SWAP_KEY,))
+            tx.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(db, SWAP_LOCK),))
         while runner._apply_batch(tx):
             pass
         position = min(read_position(tx, runner.tracking_name(p)) for p in projections)
