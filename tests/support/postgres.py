@@ -38,7 +38,9 @@ def answers(url: str) -> bool:
 def find_binaries() -> Path | None:
     found = shutil.which("pg_ctl")
     if found:
-        return Path(found).parent
+        real = Path(found).resolve().parent  # Debian links pg_ctl into /usr/bin, alone
+        if (real / "initdb").exists():
+            return real
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
     return versions[0].parent if versions else None
 
