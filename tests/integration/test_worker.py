@@ -61,9 +61,9 @@ def test_worker_survives_sigkill_and_stops_on_sigterm(database_url: str) -> None
     synthetic.generate_cases(app, cases=80, seed=11, now=NOW - timedelta(minutes=1))
     last = app.recorder.max_notification_id() or 0
 
-    first = _worker(database_url, batch=5)
+    first = _worker(database_url, batch=1)
     deadline = time.monotonic() + 60
-    while _position(database_url) < 10:
+    while _position(database_url) < 1:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     first.send_signal(signal.SIGKILL)
