@@ -146,9 +146,7 @@ class ProjectionRunner:
         if not isinstance(self.db, PostgresDatabase):
             return True  # SQLite: BEGIN IMMEDIATE already holds the only write lock.
         tx.execute("SELECT pg_advisory_xact_lock_shared(?)", (lock_key(self.db, SWAP_LOCK),))
-        row = tx.fetchone(
-            "SELECT pg_try_advisory_xact_lock(?)", (lock_key(self.db, self.group),)
-        )
+        row = tx.fetchone("SELECT pg_try_advisory_xact_lock(?)", (lock_key(self.db, self.group),))
         return bool(row and row[0])
 
     def _apply_batch(self, tx: Tx) -> int:

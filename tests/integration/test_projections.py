@@ -1,11 +1,11 @@
-"""The read-model runner: exactly once, rebuildable to identical rows, one worker per read model."""
+"""The read-model runner: exactly once, rebuildable to identical rows, one worker per model."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
@@ -70,7 +70,7 @@ class Exploding(Projection):
         if change.position == self.explode_at:
             self.explode_at = -1
             raise RuntimeError("crash in the middle of a batch")
-        tx.execute(f"INSERT INTO exploding{suffix} (position) VALUES (?)", (change.position,))
+        tx.execute(f"INSERT INTO exploding{suffix} (position) VALUES (?)", (change.position,))  # noqa: S608
 
 
 def test_a_failed_batch_leaves_no_trace_and_resumes_exactly_once(
