@@ -3,6 +3,12 @@
 `sqlite:///PATH` (the embedded default) or `postgresql://USER:PASSWORD@HOST:PORT/DB[?schema=S]`.
 PostgreSQL database functions stay off: they drop the table lock that keeps tailing readers from
 skipping events (see DESIGN.md).
+
+`build_application` returns the application with its integrity and privacy machinery: a recorder
+that chains every stored event to the previous one of its stream (`adapters.integrity`), and a
+mapper that seals identifying fields under per-case keys wrapped by the master keys
+(`adapters.crypto`). The master keys come from the caller or REFERRAL_MASTER_KEYS /
+REFERRAL_MASTER_KEY_FILE; without them it refuses to start.
 """
 
 from __future__ import annotations
@@ -10,7 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+from uuid import UUID
 
+from eventsourcing.persistence import Mapper
+
+from adapters.crypto.keyring import Keyring
+from adapters.crypto.keystore import keystore_for
+from adapters.crypto.mapper import CaseKeyMapper
+from adapters.crypto.master import (
+    MASTER_KEY_FILE_SETTING,
+    MASTER_KEYS_SETTING,
+    MasterKeyError,
+    MasterKeys,
+)
+from adapters.crypto.shred import checkpoint_wal, delete_snapshots
+from adapters.integrity.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from referral_core.application import ReferralApplication
 from referral_core.clock import Clock, utc_now
 
@@ -105,12 +125,68 @@ def _postgres(url: str, parts: object, pool_size: int) -> StoreConfig:
     return StoreConfig(url, "postgres", env)
 
 
+RECORDER_SETTING = "APPLICATION_RECORDER_TOPIC"
+
+
+class ProtectedApplication(ReferralApplication):
+    """The referral application with chained stored events and per-case sealed fields."""
+
+    name = ReferralApplication.name  # keeps the table names (referral_events, …)
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        clock: Clock = utc_now,
+        *,
+        master_keys: MasterKeys,
+    ) -> None:
+        self.keyring = Keyring(master_keys)
+        super().__init__(env, clock)
+        self.keyring.bind(keystore_for(self.recorder))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return CaseKeyMapper(self.construct_transcoder(), self.keyring)
+
+    def shred_case(self, case_id: UUID) -> None:
+        """Delete the case's snapshots, then destroy its key: its sealed fields are gone."""
+        if self.snapshots is not None:
+            delete_snapshots(self.snapshots.recorder, case_id)
+        self.keyring.destroy(case_id)
+
+    def flush_overwritten(self) -> None:
+        """After read models were scrubbed: leave no old page copy in SQLite's WAL."""
+        checkpoint_wal(self.recorder)
+
+
+def master_keys_from_env() -> MasterKeys:
+    """The master keys the environment names; a ConfigurationError naming the setting if none."""
+    try:
+        keys = MasterKeys.from_env()
+    except MasterKeyError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if keys is None:
+        raise ConfigurationError(
+            f"{MASTER_KEYS_SETTING} (or {MASTER_KEY_FILE_SETTING}) is required: "
+            "the master key that wraps every case key"
+        )
+    return keys
+
+
+def application_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
+    """The eventsourcing environment of the URL, with the chaining recorder selected."""
+    config = parse_database_url(database_url, pool_size=pool_size)
+    topic = POSTGRES_RECORDER_TOPIC if config.is_postgres else SQLITE_RECORDER_TOPIC
+    return {**config.env, RECORDER_SETTING: topic}
+
+
 def build_application(
     database_url: str = DEFAULT_DATABASE_URL,
     *,
     clock: Clock = utc_now,
     pool_size: int = 5,
-) -> ReferralApplication:
-    """The referral application on the store the URL names."""
-    config = parse_database_url(database_url, pool_size=pool_size)
-    return ReferralApplication(env=config.env, clock=clock)
+    master_keys: MasterKeys | None = None,
+) -> ProtectedApplication:
+    """The referral application on the store the URL names, sealed with these master keys."""
+    env = application_env(database_url, pool_size=pool_size)
+    keys = master_keys or master_keys_from_env()
+    return ProtectedApplication(env, clock, master_keys=keys)

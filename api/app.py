@@ -23,11 +23,11 @@ from fastapi.openapi.utils import get_openapi
 from adapters.auth import DirectoryTokenResolver, DirectoryView, PrincipalResolver
 from adapters.oidc import ChainResolver, OIDCResolver
 from adapters.store import ConfigurationError, build_application
-from api import problems
+from api import keys, problems
 from api.context import Services
 from api.logging import configure_logging, get_logger
 from api.metrics import Metrics
-from api.routers import audit, cases, directory, health, inbox, stats
+from api.routers import audit, cases, directory, health, inbox, integrity, stats
 from api.schemas import payload_schemas
 from api.settings import Settings
 from projections.db import open_database
@@ -166,11 +166,17 @@ def build_services(
     clock: Clock = utc_now,
 ) -> Services:
     app = application or build_application(
-        settings.database_url, clock=clock, pool_size=settings.pool_size
+        settings.database_url,
+        clock=clock,
+        pool_size=settings.pool_size,
+        master_keys=keys.master_keys(settings),
     )
     db = open_database(settings.database_url, pool_size=max(2, settings.pool_size // 2))
     runner = ProjectionRunner(
-        app, db, all_projections(), batch_size=settings.projection_batch_size
+        app,
+        db,
+        keys.configured(all_projections(), settings),
+        batch_size=settings.projection_batch_size,
     )
     view = DirectoryView(app)
     return Services(
@@ -246,6 +252,7 @@ def create_app(
         inbox.router,
         stats.router,
         audit.router,
+        integrity.router,
     ):
         app.include_router(router)
 

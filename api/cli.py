@@ -1,4 +1,5 @@
-"""The `referral` command: serve, seed demo data, manage agencies, users and tokens.
+"""The `referral` command: serve, seed demo data, manage agencies, users and tokens; verify the
+log, export a signed tree head, erase a case, rotate the master key.
 
 Errors are one line on stderr and exit status 2; nothing is changed by a refused command.
 """
@@ -28,7 +29,9 @@ CREDENTIALS_FILE = "demo-credentials.json"
 
 
 def _app(settings: Settings) -> ReferralApplication:
-    return build_application(settings.database_url, pool_size=2)
+    from api.keys import master_keys
+
+    return build_application(settings.database_url, pool_size=2, master_keys=master_keys(settings))
 
 
 def _agency_id(app: ReferralApplication, value: str) -> UUID:
@@ -42,6 +45,11 @@ def _agency_id(app: ReferralApplication, value: str) -> UUID:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
+
+    from api.keys import master_keys, tree_head_signer
+
+    master_keys(settings)  # refuse at once, in one line, rather than in the server's start
+    tree_head_signer(settings)
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -172,6 +180,7 @@ def cmd_users_deactivate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_projections_run(settings: Settings, _args: argparse.Namespace) -> int:
+    from api.keys import configured
     from api.logging import configure_logging, get_logger
     from projections.db import open_database
     from projections.registry import all_projections
@@ -183,7 +192,10 @@ def cmd_projections_run(settings: Settings, _args: argparse.Namespace) -> int:
     app = _app(settings)
     db = open_database(settings.database_url)
     runner = ProjectionRunner(
-        app, db, all_projections(), batch_size=settings.projection_batch_size
+        app,
+        db,
+        configured(all_projections(), settings),
+        batch_size=settings.projection_batch_size,
     )
     print(f"referral: projections running ({', '.join(p.name for p in runner.projections)})")
     run_worker(
@@ -198,17 +210,138 @@ def cmd_projections_run(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from api.keys import configured
     from projections.db import open_database
     from projections.registry import by_names
     from projections.runner import rebuild
 
-    projections = by_names(args.names)
+    projections = configured(by_names(args.names), settings)
     app = _app(settings)
     db = open_database(settings.database_url)
     position = rebuild(app, db, projections)
     print(f"referral: rebuilt {', '.join(p.name for p in projections)} up to position {position}")
     db.close()
     app.close()
+    return 0
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.integrity.tree_head import SignedTreeHead
+    from api.keys import verifying_key
+    from projections.db import open_database
+    from projections.verification import verify_log
+
+    earlier = None
+    if args.head:
+        try:
+            text = Path(args.head).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--head: {args.head} cannot be read") from exc
+        earlier = SignedTreeHead.from_json(text)
+    app = _app(settings)
+    db = open_database(settings.database_url)
+    try:
+        report = verify_log(
+            app,
+            db,
+            public_key=verifying_key(settings),
+            checkpoint_every=settings.checkpoint_every,
+            earlier=earlier,
+        )
+    finally:
+        db.close()
+        app.close()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return 0 if report.ok else 1
+    print(f"referral: {report.summary()}")
+    print(
+        f"  {report.events} events, {report.leaves} leaves, {report.heads_checked} signed "
+        f"tree heads checked, {report.pending} events not yet in the tree"
+    )
+    for finding in report.findings:
+        print(f"  {finding.line()}")
+    for note in report.notes:
+        print(f"  note: {note}")
+    return 0 if report.ok else 1
+
+
+def cmd_audit_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from api.keys import SIGNING_KEY_FILE_SETTING, SIGNING_KEY_SETTING, tree_head_signer
+    from projections.db import open_database
+    from projections.verification import current_head, verify_log
+
+    signer = tree_head_signer(settings)
+    if signer is None:
+        raise ConfigurationError(
+            f"{SIGNING_KEY_SETTING} (or {SIGNING_KEY_FILE_SETTING}) is required to sign heads"
+        )
+    app = _app(settings)
+    db = open_database(settings.database_url)
+    try:
+        report = verify_log(
+            app, db, public_key=signer.public_key, checkpoint_every=settings.checkpoint_every
+        )
+        if not report.ok:
+            print(f"referral: not exported: {report.summary()}", file=sys.stderr)
+            return 1
+        head = current_head(db, signer, datetime.now(UTC))
+    finally:
+        db.close()
+        app.close()
+    Path(args.export).write_text(head.to_json() + "\n", encoding="utf-8")
+    print(
+        f"referral: tree head {head.tree_size}:{head.root_hash.hex()} written to {args.export}"
+        + (f" ({report.pending} newer events not yet in the tree)" if report.pending else "")
+    )
+    return 0
+
+
+def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
+    from api.erasure import erase_case
+    from projections.db import open_database
+    from referral_core.envelope import Actor
+
+    app = _app(settings)
+    db = open_database(settings.database_url)
+    try:
+        outcome = erase_case(
+            app,
+            db,
+            UUID(args.case),
+            reason=args.reason,
+            legal_basis=args.legal_basis,
+            actor=Actor("cli", "system", Role.DATA_PROTECTION_OFFICER),
+            correlation_id=f"cli-{uuid4().hex}",
+        )
+    finally:
+        db.close()
+        app.close()
+    again = " (an earlier erasure completed)" if outcome.already_erased else ""
+    print(f"referral: case {outcome.case_id} erased at version {outcome.version}{again}")
+    return 0
+
+
+def cmd_keys_rotate(settings: Settings, _args: argparse.Namespace) -> int:
+    from adapters.store import ProtectedApplication
+
+    app = _app(settings)
+    try:
+        assert isinstance(app, ProtectedApplication)  # noqa: S101 -- built by build_application
+        count = app.keyring.rotate()
+        current = app.keyring.master_keys.current_id
+    finally:
+        app.close()
+    print(f"referral: {count} case key(s) rewrapped under master key {current}")
+    return 0
+
+
+def cmd_keys_new_master(_settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.crypto.master import generate_master_key_entry
+
+    print(generate_master_key_entry(args.id))
     return 0
 
 
@@ -260,6 +393,8 @@ def parser() -> argparse.ArgumentParser:
     rebuild_cmd.add_argument("names", nargs="*", help="read models (default: all)")
     rebuild_cmd.set_defaults(func=cmd_projections_rebuild)
 
+    _integrity_parsers(sub)
+
     tokens = sub.add_parser("tokens", help="issue and revoke tokens")
     tokens_sub = tokens.add_subparsers(dest="action", required=True)
     issue = tokens_sub.add_parser("issue")
@@ -271,6 +406,33 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("--reason", required=True)
     revoke.set_defaults(func=cmd_tokens_revoke)
     return root
+
+
+def _integrity_parsers(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="verify the log; export a signed tree head")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    verify = audit_sub.add_parser("verify", help="recompute chains, leaves and tree heads")
+    verify.add_argument("--head", help="a tree head exported earlier: prove the log only grew")
+    verify.add_argument("--json", action="store_true", help="print the full report as JSON")
+    verify.set_defaults(func=cmd_audit_verify)
+    checkpoint = audit_sub.add_parser("checkpoint", help="export the latest signed tree head")
+    checkpoint.add_argument("--export", required=True, metavar="FILE")
+    checkpoint.set_defaults(func=cmd_audit_checkpoint)
+
+    erase = sub.add_parser("erase", help="erase a case's identifying data (destroys its key)")
+    erase.add_argument("case", help="the case id")
+    erase.add_argument("--reason", required=True)
+    erase.add_argument("--legal-basis", required=True, help="the law that requires the erasure")
+    erase.set_defaults(func=cmd_erase)
+
+    keys = sub.add_parser("keys", help="master keys of the case keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    keys_sub.add_parser(
+        "rotate", help="rewrap every case key under the first master key"
+    ).set_defaults(func=cmd_keys_rotate)
+    new_master = keys_sub.add_parser("new-master", help="print a new ID:BASE64 master key")
+    new_master.add_argument("id")
+    new_master.set_defaults(func=cmd_keys_new_master)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

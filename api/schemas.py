@@ -58,6 +58,14 @@ class EventOut(BaseModel):
     correlation_id: str
     payload: dict[str, Any]
     redacted: list[str] = Field(description="Payload fields withheld from this reader")
+    erased: bool = Field(
+        default=False, description="The case was erased: its identifying fields read as null"
+    )
+    verified: bool | None = Field(
+        default=None,
+        description="Auditors: the event's chain link and Merkle leaf verified (false: broken; "
+        "null: not checkable yet, or not an auditor)",
+    )
 
 
 class History(BaseModel):
@@ -86,6 +94,19 @@ class CaseList(BaseModel):
 class BreakGlassRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=20, max_length=2000)
+
+
+class ErasureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=200, description="Why the case is erased")
+    legal_basis: str = Field(min_length=1, max_length=200, description="The law that requires it")
+
+
+class ErasureOut(BaseModel):
+    case_id: UUID
+    version: int = Field(description="The case's version after the CaseErased event")
+    position: int | None = Field(description="The CaseErased event's position in the log")
+    already_erased: bool = Field(description="True when an earlier erasure is completed again")
 
 
 class BreakGlassReview(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,25 @@ class Settings(BaseSettings):
     """How many log entries a read-model batch applies in one transaction."""
     read_wait_seconds: float = Field(default=5.0, ge=0, le=60)
     """How long a read may wait for the read models to reach a given log position."""
+    stats_threshold: int = Field(default=5, ge=2, le=1000)
+    """Published statistics suppress counts from 1 to this minus one (and their complements)."""
+    export_k: int = Field(default=11, ge=2, le=1000)
+    """Every quasi-identifier combination of the CTDC export is shared by at least k records."""
+    country_rules_file: Path | None = None
+    """JSON durations of each country's deadlines (`referral_core.deadlines.load_country_rules`);
+    unset: the built-in illustrative defaults. The read models read it from the environment."""
+    master_keys: SecretStr = SecretStr("")
+    """`ID:BASE64[,ID:BASE64…]` master keys wrapping every case key; the first is current."""
+    master_key_file: Path | None = None
+    """A file holding the master keys instead (same form, one per line allowed)."""
+    signing_key: SecretStr = SecretStr("")
+    """Ed25519 key signing tree heads: PKCS8 PEM, or a 32-byte seed in hex or base64."""
+    signing_key_file: Path | None = None
+    """A file holding the signing key instead."""
+    checkpoint_every: int = Field(default=1000, ge=1, le=10_000_000)
+    """A signed tree head at least every this many events of the log."""
+    checkpoint_minutes: float = Field(default=10.0, gt=0, le=7 * 24 * 60)
+    """…and at least every this many minutes of log time (the events' own timestamps)."""
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

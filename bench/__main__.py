@@ -13,10 +13,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench import store
+from bench import http, integrity, readmodels, store
 from bench.common import Section, Settings
 
-SECTIONS: list[Section] = [store.SECTION]
+SECTIONS: list[Section] = [store.SECTION, http.SECTION, integrity.SECTION, readmodels.SECTION]
 QUICK_SETTING = "REFERRAL_BENCH_QUICK"
 
 
@@ -45,6 +45,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    integrity.use_throwaway_keys()
     settings = Settings(quick=args.quick)
     chosen = [s for s in SECTIONS if not args.sections or s.name in args.sections]
     started = time.perf_counter()

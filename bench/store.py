@@ -28,7 +28,12 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from psycopg import sql
 
-from adapters.store import build_application, parse_database_url
+from adapters.store import (
+    ProtectedApplication,
+    application_env,
+    build_application,
+    parse_database_url,
+)
 from bench.common import (
     Section,
     Settings,
@@ -120,7 +125,7 @@ class BareApplication(Application[UUID]):
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Note: SNAPSHOT_INTERVAL}
 
 
-class ReplayingReferralApplication(ReferralApplication):
+class ReplayingReferralApplication(ProtectedApplication):
     """Our application with snapshotting off: every load replays the whole stream."""
 
     name = ReferralApplication.name  # the same tables, not ones named after this class
@@ -345,7 +350,9 @@ def measure_appends(stores: Stores, sizes: Sizes) -> AppendFigures:
 
 def measure_loads(stores: Stores, sizes: Sizes) -> LoadFigures:
     app = build_application(stores.referral_url)
-    replay = ReplayingReferralApplication(env=parse_database_url(stores.referral_url).env)
+    replay = ReplayingReferralApplication(
+        application_env(stores.referral_url), master_keys=app.keyring.master_keys
+    )
     try:
         if app.snapshots is None or replay.snapshots is not None:
             raise RuntimeError("expected snapshots on the referral app and off on the replay")

@@ -5,12 +5,19 @@ from __future__ import annotations
 from projections.access_log import AccessLog
 from projections.base import Projection
 from projections.case_index import CaseIndex
+from projections.integrity import IntegrityProjection
 from projections.statistics import statistics_projections
 from projections.work_queues import work_projections
 
 
 def all_projections() -> list[Projection]:
-    return [CaseIndex(), AccessLog(), *work_projections(), *statistics_projections()]
+    return [
+        CaseIndex(),
+        AccessLog(),
+        *work_projections(),
+        *statistics_projections(),
+        IntegrityProjection(),
+    ]
 
 
 def by_names(names: list[str] | None) -> list[Projection]:

@@ -95,8 +95,6 @@ ExploitationEpisodeRecorded = _event(
 )
 CaseClosed = _event("CaseClosed", "The case was closed.")
 CaseReopened = _event("CaseReopened", "A closed case was reopened.")
-CaseErased = _event(
-    "CaseErased", "The case's identifying data was erased by destroying its key."
-)
+CaseErased = _event("CaseErased", "The case's identifying data was erased by destroying its key.")
 EntryCorrected = _event("EntryCorrected", "An earlier entry was corrected.")
 EntryVoided = _event("EntryVoided", "An earlier entry was voided.")

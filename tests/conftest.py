@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from adapters.crypto.master import MASTER_KEYS_SETTING, generate_master_key_entry
+from adapters.integrity.tree_head import generate_signing_key_pem
 from adapters.store import build_application
 from referral_core.application import ReferralApplication
 from tests.support import postgres
@@ -20,6 +22,24 @@ settings.register_profile("fuzz", deadline=None, max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def generated_keys() -> Iterator[dict[str, str]]:
+    """A master key and a tree-head signing key generated for this run, in the environment
+    every store, read model and worker process of the suite is built from."""
+    keys = {
+        MASTER_KEYS_SETTING: generate_master_key_entry("test1"),
+        "REFERRAL_SIGNING_KEY": generate_signing_key_pem(),
+    }
+    previous = {name: os.environ.get(name) for name in keys}
+    os.environ.update(keys)
+    yield keys
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

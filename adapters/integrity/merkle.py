@@ -123,6 +123,30 @@ class MerkleTree:
     def __len__(self) -> int:
         return self._size
 
+    @classmethod
+    def from_leaf_hashes(cls, leaf_hashes: Sequence[bytes]) -> MerkleTree:
+        """The tree of these leaf hashes, built a level at a time: the same tree as appending
+        them one by one, several times faster for a long list (a whole log being verified)."""
+        tree = cls()
+        level = b"".join(_checked_hash(item, "leaf hash") for item in leaf_hashes)
+        count = len(level) // HASH_SIZE
+        while count:
+            tree._levels.append(bytearray(level))
+            pairs = count // 2
+            if not pairs:
+                break
+            sha256 = hashlib.sha256
+            step = 2 * HASH_SIZE
+            level = b"".join(
+                [
+                    sha256(_NODE_PREFIX + level[i : i + step]).digest()
+                    for i in range(0, pairs * step, step)
+                ]
+            )
+            count = pairs
+        tree._size = len(leaf_hashes)
+        return tree
+
     @property
     def size(self) -> int:
         """Number of leaves appended so far."""

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4, uuid5
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from api.context import PrincipalDep, Services, ServicesDep
+from api.erasure import is_erased
 from api.problems import Problem
 from api.schemas import Actor as ActorOut
 from api.schemas import (
@@ -26,6 +27,7 @@ from api.schemas import (
     event_examples,
 )
 from projections.case_index import ALL_AGENCIES, list_cases
+from projections.verification import verify_case
 from referral_core.access import AccessRecord
 from referral_core.application import AppendResult
 from referral_core.case import Case
@@ -245,7 +247,13 @@ def get_case(
 ) -> dict[str, Any]:
     case, access = load_visible_case(services, principal, case_id)
     response.headers["ETag"] = _etag(case.version)
-    return summary(principal, access, case)
+    return {**summary(principal, access, case), "erased": case_is_erased(services, case)}
+
+
+def case_is_erased(services: Services, case: Case) -> bool:
+    """Erased: a CaseErased event, or the case key destroyed (an erasure being completed)."""
+    keyring = getattr(services.app, "keyring", None)
+    return is_erased(case) or (keyring is not None and keyring.is_destroyed(case.id))
 
 
 @router.post(
@@ -299,7 +307,9 @@ def _parse_as_of(as_of: str | None) -> tuple[int | None, datetime | None]:
     return None, moment
 
 
-def _event_out(case_id: UUID, seen: VisibleEvent) -> EventOut:
+def _event_out(
+    case_id: UUID, seen: VisibleEvent, verified: dict[int, bool | None] | None = None
+) -> EventOut:
     event = seen.event
     return EventOut(
         event_id=event.event_id,
@@ -315,6 +325,8 @@ def _event_out(case_id: UUID, seen: VisibleEvent) -> EventOut:
         correlation_id=event.correlation_id,
         payload=seen.view.payload,
         redacted=list(seen.view.redacted),
+        erased=bool(getattr(event, "erased", False)),
+        verified=None if verified is None else verified.get(event.originator_version),
     )
 
 
@@ -341,14 +353,16 @@ def get_history(
         version = services.app.case_as_of(case_id, at=moment).version
     events = services.app.history(case_id, lte=version)
     seen = visible_history(principal, access, case, events)
-    if principal.agency_kind is AgencyKind.AUDITOR or any(s.view.identifying for s in seen):
+    auditor = principal.agency_kind is AgencyKind.AUDITOR
+    if auditor or any(s.view.identifying for s in seen):
         record_read(services, principal, access, case_id, "history", x_purpose, request)
+    verified = verify_case(services.app, services.db, case_id) if auditor else None
     response.headers["ETag"] = _etag(case.version)
     return History(
         case_id=case_id,
         version=version or case.version,
         as_of=as_of,
-        events=[_event_out(case_id, s) for s in seen],
+        events=[_event_out(case_id, s, verified) for s in seen],
     )
 
 
