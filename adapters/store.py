@@ -18,7 +18,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper
+from eventsourcing.application import Repository
+from eventsourcing.persistence import EventStore, Mapper
 
 from adapters.crypto.keyring import Keyring
 from adapters.crypto.keystore import keystore_for
@@ -146,6 +147,20 @@ class ProtectedApplication(ReferralApplication):
 
     def construct_mapper(self) -> Mapper[UUID]:
         return CaseKeyMapper(self.construct_transcoder(), self.keyring)
+
+    def construct_repository(self) -> Repository[UUID]:
+        """The repository loads aggregates with a fold mapper, which leaves sealed what the
+        case's fold never reads (`adapters.crypto.fields.fold_names`); `events` (history,
+        projections) opens everything."""
+        full_events, full_snapshots = self.events, self.snapshots
+        fold = CaseKeyMapper(self.mapper.transcoder, self.keyring, fold=True)
+        self.events = EventStore(fold, self.recorder)
+        if full_snapshots is not None:
+            self.snapshots = EventStore(fold, full_snapshots.recorder)
+        try:
+            return super().construct_repository()
+        finally:
+            self.events, self.snapshots = full_events, full_snapshots
 
     def shred_case(self, case_id: UUID) -> None:
         """Delete the case's snapshots, then destroy its key: its sealed fields are gone."""

@@ -19,11 +19,11 @@ moved to another place::
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
-import secrets
+import os
 import struct
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import Any, TypeGuard
@@ -32,6 +32,7 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from referral_core.case import FOLD_READS_SENSITIVE
 from referral_core.case_events import CATALOG
 from referral_core.policy import identifying_fields
 
@@ -67,6 +68,20 @@ def openable_names(event_type: str) -> tuple[str, ...]:
     if event_type == "EntryCorrected":
         names.append(CORRECTED_VALUES)
     return tuple(names)
+
+
+@cache
+def fold_names(event_type: str) -> tuple[str, ...]:
+    """The sealed fields the case's fold reads: those `case.FOLD_READS_SENSITIVE` names, and
+    corrections (their values land in effective payloads as they are).
+
+    The fold sees every other identifying value only through `case.redact`, which replaces it
+    by `REDACTED` whenever it is not None, so a sealed value it never opens folds the same."""
+    return tuple(
+        name
+        for name in openable_names(event_type)
+        if name in FOLD_READS_SENSITIVE or name == CORRECTED_VALUES
+    )
 
 
 class Place:
@@ -121,14 +136,36 @@ def is_sealed(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and value.get(SEALED_MARK) == SEALED_VERSION
 
 
+class _Nonces:
+    """Random 96-bit nonces, drawn from the OS a few kilobytes at a time (one system call
+    per 341 nonces instead of one each)."""
+
+    def __init__(self, batch: int = 341) -> None:
+        self._size = batch * NONCE_SIZE
+        self._pool = b""
+        self._at = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bytes:
+        with self._lock:
+            if self._at + NONCE_SIZE > len(self._pool):
+                self._pool, self._at = os.urandom(self._size), 0
+            nonce = self._pool[self._at : self._at + NONCE_SIZE]
+            self._at += NONCE_SIZE
+            return nonce
+
+
+nonces = _Nonces()
+_PLAINTEXT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def seal(aead: AESGCM, value: Any, place: Place, path: str) -> dict[str, str]:
-    nonce = secrets.token_bytes(NONCE_SIZE)
-    plaintext = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    sealed = aead.encrypt(nonce, plaintext, place.ad(path))
+    nonce = nonces.take()
+    sealed = aead.encrypt(nonce, _PLAINTEXT.encode(value).encode("utf-8"), place.ad(path))
     return {
         SEALED_MARK: SEALED_VERSION,
-        "n": base64.b64encode(nonce).decode("ascii"),
-        "c": base64.b64encode(sealed).decode("ascii"),
+        "n": binascii.b2a_base64(nonce, newline=False).decode("ascii"),
+        "c": binascii.b2a_base64(sealed, newline=False).decode("ascii"),
     }
 
 

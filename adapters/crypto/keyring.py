@@ -45,8 +45,9 @@ class CaseKeyDestroyedError(CaseKeyError):
     """The case's key was destroyed (the case is erased): nothing more is encrypted for it."""
 
 
-def _case_key(case_id: UUID | str) -> UUID:
-    return case_id if isinstance(case_id, UUID) else UUID(case_id)
+def _case_key(case_id: UUID | str) -> int:
+    """The cache key of a case: its UUID's integer (hashing a UUID object is Python code)."""
+    return case_id.int if isinstance(case_id, UUID) else UUID(case_id).int
 
 
 def _now_iso() -> str:
@@ -71,7 +72,7 @@ class Keyring:
         self._monotonic = monotonic
         self._now = now
         self._store: KeyStore | None = None
-        self._cache: dict[UUID, tuple[float, AESGCM | None]] = {}
+        self._cache: dict[int, tuple[float, AESGCM | None]] = {}
         self._lock = threading.Lock()
         self._on_destroy: list[Callable[[str], None]] = []
 
@@ -97,7 +98,7 @@ class Keyring:
         cached = self._cached(key)
         if cached is not None:
             return cached[1]
-        case = str(key)
+        case = str(UUID(int=key))
         row = self.store.get(case)
         if row is None:
             data_key = secrets.token_bytes(KEY_SIZE)
@@ -112,7 +113,7 @@ class Keyring:
         cached = self._cached(key)
         if cached is not None:
             return True, cached[1]
-        row = self.store.get(str(key))
+        row = self.store.get(str(UUID(int=key)))
         if row is None:
             return False, None
         return True, self._remember(key, row)
@@ -126,11 +127,12 @@ class Keyring:
     def destroy(self, case_id: UUID | str) -> None:
         """Overwrite the case's wrapped key; the case can never have a key again."""
         key = _case_key(case_id)
-        self.store.destroy(str(key), self._now())
+        case = str(UUID(int=key))
+        self.store.destroy(case, self._now())
         with self._lock:
             self._cache[key] = (self._monotonic() + self.cache_seconds, None)
         for forget in self._on_destroy:
-            forget(str(key))
+            forget(case)
 
     def rotate(self) -> int:
         """Rewrap every case key under the current master key; returns how many were rewrapped.
@@ -155,7 +157,7 @@ class Keyring:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _cached(self, key: UUID) -> tuple[float, AESGCM | None] | None:
+    def _cached(self, key: int) -> tuple[float, AESGCM | None] | None:
         entry = self._cache.get(key)  # a dict read is atomic: no lock on the hot path
         if entry is None:
             return None
@@ -165,7 +167,7 @@ class Keyring:
             return None
         return entry
 
-    def _remember(self, key: UUID, row: KeyRow) -> AESGCM | None:
+    def _remember(self, key: int, row: KeyRow) -> AESGCM | None:
         aead = None if row.destroyed or row.wrapped is None else AESGCM(self._unwrap(row))
         if self.cache_seconds > 0:
             with self._lock:

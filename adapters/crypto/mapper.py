@@ -18,7 +18,6 @@ event carries `erased = True` (every event of an erased case does), so the case 
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Hashable
 from typing import Any, cast
 from uuid import UUID
@@ -36,7 +35,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from adapters.crypto import fields
 from adapters.crypto.keyring import CaseKeyDestroyedError, CaseKeyError, Keyring
-from adapters.crypto.opened import OpenedValues
+from adapters.crypto.opened import OpenedPayloads
 from adapters.integrity.chain import HEADER_SIZE, MAGIC
 from referral_core.access import ACCESS_RECORDED_TOPIC
 from referral_core.case import CASE_TOPIC, CaseEvent
@@ -50,10 +49,13 @@ PURPOSE = "purpose"
 class CaseKeyMapper(Mapper[UUID]):
     """eventsourcing's Mapper with per-case sealing; one per application."""
 
-    def __init__(self, transcoder: Transcoder, keyring: Keyring) -> None:
+    def __init__(self, transcoder: Transcoder, keyring: Keyring, *, fold: bool = False) -> None:
+        """`fold`: a mapper for loading aggregates, which opens only the sealed values the
+        case's fold reads (see `fields.fold_names`); the others stay sealed in the event."""
         super().__init__(transcoder)
         self.keyring = keyring
-        self.opened = OpenedValues()
+        self.fold = fold
+        self.opened = OpenedPayloads()
         keyring.on_destroy(self.opened.forget)
 
     # -- writing -----------------------------------------------------------------------------
@@ -120,7 +122,7 @@ class CaseKeyMapper(Mapper[UUID]):
         aead = self.keyring.for_writing(stored.originator_id)
         if aead is None:
             raise CaseKeyDestroyedError("the case is erased: it is not snapshotted")
-        nonce = secrets.token_bytes(fields.NONCE_SIZE)
+        nonce = fields.nonces.take()
         ad = _snapshot_place(stored).ad("*")
         return SEALED_SNAPSHOT + nonce + aead.encrypt(nonce, stored.state, ad)
 
@@ -128,9 +130,9 @@ class CaseKeyMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         state = stored_event.state
-        if state[:3] == MAGIC and len(state) >= HEADER_SIZE:
+        if state.startswith(MAGIC) and len(state) >= HEADER_SIZE:
             state = state[HEADER_SIZE:]
-        if state[:4] == SEALED_SNAPSHOT:
+        elif state.startswith(SEALED_SNAPSHOT):
             state = self._open_snapshot(stored_event, state)
         event: DomainEventProtocol[UUID] = self._decode(stored_event, state)
         if isinstance(event, CaseEvent):
@@ -168,17 +170,33 @@ class CaseKeyMapper(Mapper[UUID]):
 
     def _open_case_event(self, event: CaseEvent) -> None:
         attributes = event.__dict__
-        exists, aead = self.keyring.for_reading(event.originator_id)
+        stream = event.originator_id
+        exists, aead = self.keyring.for_reading(stream)
         erased = exists and aead is None
         payload = attributes.get("payload")
-        names = fields.openable_names(type(event).__name__)
+        event_type = type(event).__name__
+        names = fields.fold_names(event_type) if self.fold else fields.openable_names(event_type)
+        if erased and payload and self.fold:
+            names = fields.openable_names(event_type)  # erased: every sealed value reads None
         if payload and names:
-            case = event.originator_id
-            place = fields.Place(case, case, event.originator_version, type(event).__name__)
-            opened = fields.open_payload(aead, payload, place, self.opened.open, names)
-            if opened is not None:
-                attributes["payload"] = opened[0]
-                erased = erased or opened[1]
+            version = event.originator_version
+            again = (
+                None
+                if aead is None
+                else self.opened.get(stream, version, event_type, payload, names)
+            )
+            if again is not None:
+                attributes["payload"] = again
+            else:
+                place = fields.Place(stream, stream, version, event_type)
+                opened = fields.open_payload(aead, payload, place, names=names)
+                if opened is not None:
+                    attributes["payload"] = opened[0]
+                    erased = erased or opened[1]
+                    if aead is not None:
+                        self.opened.put(
+                            stream, version, event_type, payload, opened=opened[0], names=names
+                        )
         if erased:
             attributes[ERASED] = True
 

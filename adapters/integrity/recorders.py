@@ -9,14 +9,20 @@ computed inside the insert transaction, once no other writer can append:
   start (a deferred transaction could read a row and then fail to upgrade).
 
 For each event of a batch in order, the previous event is the one just before it in the same
-batch, else the stored row (stream, version - 1). Version 1 follows 32 zero bytes. A missing
-previous row (a damaged log) also yields zeros; the verifier reports the gap.
+batch, else the stored row (stream, version - 1) read in the transaction. Version 1 follows 32
+zero bytes. A missing previous row (a damaged log) also yields zeros; the verifier reports the
+gap. A recorder remembers the hash of the last event of each stream it committed itself
+(`ChainMemory`): stored rows never change, so when it appends the next version it links to that
+hash without reading the row again (and a row edited meanwhile shows as a broken link, where a
+fresh read would have chained to the edit).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -31,16 +37,50 @@ StreamKey = tuple[UUID | str, int]
 PreviousRows = Callable[[list[StreamKey]], dict[StreamKey, tuple[str, bytes]]]
 
 
-def chain_batch(stored_events: Sequence[StoredEvent], previous: PreviousRows) -> list[StoredEvent]:
-    """The batch with chain headers; `previous` reads stored (topic, state) rows by key."""
+class ChainMemory:
+    """The hash of the last event this process committed, per stream (at most `size`)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._last: OrderedDict[UUID | str, tuple[int, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: StreamKey) -> bytes | None:
+        found = self._last.get(key[0])
+        return found[1] if found is not None and found[0] == key[1] else None
+
+    def committed(self, hashes: Mapping[StreamKey, bytes]) -> None:
+        """Remember a committed batch's hashes (call only once the transaction committed)."""
+        with self._lock:
+            for (stream, version), digest in hashes.items():
+                last = self._last.get(stream)
+                if last is None or last[0] < version:
+                    self._last[stream] = (version, digest)
+                    self._last.move_to_end(stream)
+            while len(self._last) > self.size:
+                self._last.popitem(last=False)
+
+
+def chain_batch(
+    stored_events: Sequence[StoredEvent],
+    previous: PreviousRows,
+    memory: ChainMemory | None = None,
+) -> tuple[list[StoredEvent], dict[StreamKey, bytes]]:
+    """The batch with chain headers, and each event's hash; `previous` reads stored
+    (topic, state) rows by key, for links neither in the batch nor in `memory`."""
     in_batch = {(s.originator_id, s.originator_version) for s in stored_events}
-    needed = [
-        (s.originator_id, s.originator_version - 1)
-        for s in stored_events
-        if s.originator_version > 1 and (s.originator_id, s.originator_version - 1) not in in_batch
-    ]
-    stored = previous(needed) if needed else {}
     hashes: dict[StreamKey, bytes] = {}
+    needed: list[StreamKey] = []
+    for s in stored_events:
+        before = (s.originator_id, s.originator_version - 1)
+        if s.originator_version <= 1 or before in in_batch:
+            continue
+        remembered = memory.get(before) if memory is not None else None
+        if remembered is not None:
+            hashes[before] = remembered
+        else:
+            needed.append(before)
+    stored = previous(needed) if needed else {}
     chained: list[StoredEvent] = []
     for s in stored_events:
         before = (s.originator_id, s.originator_version - 1)
@@ -65,7 +105,7 @@ def chain_batch(stored_events: Sequence[StoredEvent], previous: PreviousRows) ->
                 state=state,
             )
         )
-    return chained
+    return chained, hashes
 
 
 # -- SQLite ---------------------------------------------------------------------------------------
@@ -86,6 +126,11 @@ class _ImmediateTransaction(SQLiteTransaction):
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     """SQLite's application recorder, chaining every stored event under the write lock."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.chain_memory = ChainMemory()
+        self._batch = threading.local()
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -94,12 +139,16 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             _ImmediateTransaction(conn, commit=True) as curs,
             curs,
         ):
-            return self._insert_events(curs, stored_events, **kwargs)
+            ids = self._insert_events(curs, stored_events, **kwargs)
+        self.chain_memory.committed(self._batch.hashes)
+        return ids
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        chained = chain_batch(stored_events, lambda keys: self._previous(c, keys))
+        chained, self._batch.hashes = chain_batch(
+            stored_events, lambda keys: self._previous(c, keys), self.chain_memory
+        )
         return super()._insert_events(c, chained, **kwargs)
 
     def _previous(
@@ -127,6 +176,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.chain_memory = ChainMemory()
+        self._batch = threading.local()
         if self.datastore.enable_db_functions:
             raise ValueError("POSTGRES_ENABLE_DB_FUNCTIONS must stay off: it skips the chain")
         self.select_previous_statement = SQL(
@@ -139,12 +190,22 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             id_type=Identifier(self.datastore.originator_id_type),
         )
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        self._batch.hashes = {}
+        ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        self.chain_memory.committed(self._batch.hashes)
+        return ids
+
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         self._lock_table(curs)
         self._notify_channel(curs)
-        chained = chain_batch(stored_events, lambda keys: self._previous(curs, keys))
+        chained, self._batch.hashes = chain_batch(
+            stored_events, lambda keys: self._previous(curs, keys), self.chain_memory
+        )
         PostgresAggregateRecorder._insert_stored_events(self, curs, chained, **kwargs)
 
     def _previous(self, curs: Any, keys: list[StreamKey]) -> dict[StreamKey, tuple[str, bytes]]:

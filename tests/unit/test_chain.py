@@ -23,7 +23,7 @@ from adapters.integrity.chain import (
     with_header,
 )
 from adapters.integrity.merkle import MerkleTree, leaf_hash
-from adapters.integrity.recorders import chain_batch
+from adapters.integrity.recorders import ChainMemory, chain_batch
 from adapters.integrity.tree_head import SignedTreeHead, TreeHeadSigner
 from adapters.integrity.verify import EventRow, LeafRow, Verifier, verify_stream
 
@@ -109,8 +109,11 @@ def test_a_batch_links_to_the_stored_row_and_within_itself() -> None:
         asked.append(keys)
         return {(CASE_A, 4): ("t", earlier)}
 
-    batch = chain_batch([_stored(CASE_A, 5), _stored(CASE_A, 6), _stored(CASE_B, 1)], previous)
+    batch, hashes = chain_batch(
+        [_stored(CASE_A, 5), _stored(CASE_A, 6), _stored(CASE_B, 1)], previous
+    )
     assert asked == [[(CASE_A, 4)]]
+    assert hashes[(CASE_A, 6)] == event_hash(CASE_A, 6, "t", batch[1].state)
     assert split_header(batch[0].state)[0] == event_hash(CASE_A, 4, "t", earlier)
     assert split_header(batch[1].state)[0] == event_hash(CASE_A, 5, "t", batch[0].state)
     assert split_header(batch[2].state)[0] == ZERO_HASH
@@ -118,8 +121,35 @@ def test_a_batch_links_to_the_stored_row_and_within_itself() -> None:
 
 
 def test_a_missing_predecessor_links_to_zeros_for_the_verifier_to_report() -> None:
-    batch = chain_batch([_stored(CASE_A, 3)], lambda _keys: {})
+    batch, _ = chain_batch([_stored(CASE_A, 3)], lambda _keys: {})
     assert split_header(batch[0].state)[0] == ZERO_HASH
+
+
+def test_a_recorder_links_to_what_it_committed_without_reading_it_again() -> None:
+    memory = ChainMemory(size=2)
+    first, hashes = chain_batch([_stored(CASE_A, 1), _stored(CASE_A, 2)], lambda _keys: {})
+    memory.committed(hashes)
+
+    def unexpected(
+        keys: list[tuple[UUID | str, int]],
+    ) -> dict[tuple[UUID | str, int], tuple[str, bytes]]:
+        raise AssertionError(f"read {keys} again")
+
+    second, _ = chain_batch([_stored(CASE_A, 3)], unexpected, memory)
+    assert split_header(second[0].state)[0] == event_hash(CASE_A, 2, "t", first[1].state)
+    # another version than the one remembered: read from the store
+    asked: list[list[tuple[UUID | str, int]]] = []
+
+    def previous(
+        keys: list[tuple[UUID | str, int]],
+    ) -> dict[tuple[UUID | str, int], tuple[str, bytes]]:
+        asked.append(keys)
+        return {}
+
+    chain_batch([_stored(CASE_A, 5)], previous, memory)
+    assert asked == [[(CASE_A, 4)]]
+    memory.committed({(CASE_B, 1): ZERO_HASH, (uuid4(), 1): ZERO_HASH})
+    assert memory.get((CASE_A, 2)) is None  # the oldest stream was forgotten
 
 
 # -- a log in memory ---------------------------------------------------------------------------

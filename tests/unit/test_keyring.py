@@ -307,3 +307,32 @@ def test_sqlite_gets_development_keys_once_owner_only(tmp_path: Path) -> None:
     assert [f.name for f in files] == ["master-keys", "signing-key.pem"]
     assert {f.stat().st_mode & 0o777 for f in files} == {0o600}
     assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
+
+
+def test_loading_leaves_sealed_what_the_fold_never_reads(app: ProtectedApplication) -> None:
+    """The repository's mapper opens only what the fold reads; the state is the same as
+    folding the fully opened history, before and after an erasure."""
+    from datetime import timedelta
+
+    from referral_core import synthetic
+    from tests.support.builders import NOW
+
+    synthetic.seed_directory(app)
+    synthetic.generate_cases(app, cases=8, seed=21, now=NOW - timedelta(minutes=1))
+    cases = sorted(
+        {
+            UUID(str(n.originator_id))
+            for n in app.recorder.select_notifications(start=1, limit=10_000)
+            if n.topic.startswith("referral.case:")
+        }
+    )
+    app.shred_case(cases[0])
+
+    def state(case: object) -> dict[str, object]:
+        return {k: v for k, v in vars(case).items() if not k.startswith("_")}
+
+    for case_id in cases:
+        folded = None
+        for event in app.history(case_id):
+            folded = event.mutate(folded)
+        assert state(app.get_case(case_id)) == state(folded), case_id
