@@ -101,9 +101,15 @@ class ReferralApplication(Application[UUID]):
         event_type: str,
         payload: Mapping[str, Any],
         envelope: Envelope,
+        case: Case | None = None,
     ) -> AppendResult:
-        """Append one event; a stale `expected_version` raises `VersionConflictError`."""
-        case = self.get_case(case_id)
+        """Append one event; a stale `expected_version` raises `VersionConflictError`.
+
+        `case` is the case as the caller already loaded it (saves loading it twice); a writer
+        that got in between is caught when saving, exactly as without it.
+        """
+        if case is None or case.id != case_id:
+            case = self.get_case(case_id)
         return self._decide_and_save(
             case_id,
             case=case,

@@ -277,7 +277,7 @@ def append_event(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> AppendAccepted:
     expected = _expected_version(if_match)
-    _case, access = load_visible_case(services, principal, case_id, for_append=True)
+    case, access = load_visible_case(services, principal, case_id, for_append=True)
     check_append(principal, submission.type, access)
     event_id = _event_id(submission, principal, idempotency_key)
     result = services.app.append(
@@ -286,6 +286,7 @@ def append_event(
         event_type=submission.type,
         payload=submission.payload,
         envelope=_envelope(submission, principal, event_id, request),
+        case=case,
     )
     services.runner.nudge.set()
     if not result.duplicate:
