@@ -13,6 +13,7 @@ REFERRAL_MASTER_KEY_FILE; without them it refuses to start.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -148,6 +149,9 @@ class ProtectedApplication(ReferralApplication):
     def construct_mapper(self) -> Mapper[UUID]:
         return CaseKeyMapper(self.construct_transcoder(), self.keyring)
 
+    def expect_reads(self, case_ids: Iterable[UUID | str]) -> None:
+        self.keyring.preload(case_ids)
+
     def construct_repository(self) -> Repository[UUID]:
         """The repository loads aggregates with a fold mapper, which leaves sealed what the
         case's fold never reads (`adapters.crypto.fields.fold_names`); `events` (history,
@@ -167,6 +171,7 @@ class ProtectedApplication(ReferralApplication):
         if self.snapshots is not None:
             delete_snapshots(self.snapshots.recorder, case_id)
         self.keyring.destroy(case_id)
+        self.case_cache.forget(case_id)  # its folded copy still holds the opened birth date
 
     def flush_overwritten(self) -> None:
         """After read models were scrubbed: leave no old page copy in SQLite's WAL."""

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from projections.base import Change, Index, Projection
-from projections.db import Tx
+from projections.db import Row, Tx
 from referral_core.access import AccessRecord
+
+ACCESS_COLUMNS = (
+    "position",
+    "recorded_at",
+    "user_id",
+    "agency_id",
+    "role",
+    "case_id",
+    "what",
+    "purpose",
+    "break_glass",
+    "correlation_id",
+)
 
 
 class AccessLog(Projection):
@@ -22,27 +36,31 @@ class AccessLog(Projection):
         Index("access_log_by_user", "access_log", "user_id, position"),
     )
 
+    def wants(self, change: Change) -> bool:
+        return type(change.event).__qualname__ == "AccessRecord.Recorded"
+
     def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
-        event = change.event
-        if type(event).__qualname__ != "AccessRecord.Recorded":
-            return
-        data: dict[str, Any] = vars(event)
-        tx.execute(
-            f"INSERT INTO access_log{suffix} (position, recorded_at, user_id, agency_id, role, "
-            "case_id, what, purpose, break_glass, correlation_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                change.position,
-                data["timestamp"].isoformat(),
-                data["user_id"],
-                data["agency_id"],
-                data["role"],
-                data["case_id"],
-                data["what"],
-                data["purpose"],
-                int(data["break_glass"]),
-                data["correlation_id"],
-            ),
+        self.handle_batch(tx, [change], suffix)
+
+    def handle_batch(self, tx: Tx, changes: Sequence[Change], suffix: str = "") -> None:
+        rows = [self._row(change) for change in changes if self.wants(change)]
+        if rows:
+            tx.insert_rows(f"access_log{suffix}", ACCESS_COLUMNS, rows)
+
+    @staticmethod
+    def _row(change: Change) -> Row:
+        data: dict[str, Any] = vars(change.event)
+        return (
+            change.position,
+            data["timestamp"].isoformat(),
+            data["user_id"],
+            data["agency_id"],
+            data["role"],
+            data["case_id"],
+            data["what"],
+            data["purpose"],
+            int(data["break_glass"]),
+            data["correlation_id"],
         )
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from projections.base import Change, Index, Projection
-from projections.db import Tx
-from referral_core.case import Case
+from projections.base import CaseRowsProjection, Index
+from projections.db import Row, Tx
+from referral_core.case import Case, CaseEvent
 from referral_core.policy import Principal, access_of
 from referral_core.vocab import AgencyKind, Role
 
@@ -38,7 +38,7 @@ def agencies_with_access(case: Case) -> dict[str, list[str]]:
     return found
 
 
-class CaseIndex(Projection):
+class CaseIndex(CaseRowsProjection):
     name = "case_index"
     tables: ClassVar[dict[str, str]] = {
         "case_index": "case_id TEXT NOT NULL, agency_id TEXT NOT NULL, relations TEXT NOT NULL, "
@@ -48,36 +48,40 @@ class CaseIndex(Projection):
     }
     indexes = (Index("case_index_by_agency", "case_index", "agency_id, position"),)
 
-    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
-        case = change.case
-        event = change.case_event
-        if case is None or event is None:
-            return
-        table = f"case_index{suffix}"
-        tx.execute(f"DELETE FROM {table} WHERE case_id = ?", (str(case.id),))
-        rows = [
-            (agency, ",".join(relations))
-            for agency, relations in agencies_with_access(case).items()
+    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "case_index": (
+            "case_id",
+            "agency_id",
+            "relations",
+            "stage",
+            "lead_agency_id",
+            "closed",
+            "version",
+            "position",
+            "updated_at",
+        )
+    }
+
+    def case_rows(self, case: Case, event: CaseEvent, position: int) -> dict[str, list[Row]]:
+        relations = [
+            (agency, ",".join(found)) for agency, found in agencies_with_access(case).items()
         ]
-        rows.append((ALL_AGENCIES, "auditor"))
-        tx.executemany(
-            f"INSERT INTO {table} (case_id, agency_id, relations, stage, lead_agency_id, "
-            "closed, version, position, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+        relations.append((ALL_AGENCIES, "auditor"))
+        stamp = (case.version, position, event.timestamp.isoformat())
+        return {
+            "case_index": [
                 (
                     str(case.id),
                     agency,
-                    relations,
+                    rel,
                     case.stage,
                     case.lead_agency_id,
                     int(case.closed),
-                    case.version,
-                    change.position,
-                    event.timestamp.isoformat(),
+                    *stamp,
                 )
-                for agency, relations in rows
-            ],
-        )
+                for agency, rel in relations
+            ]
+        }
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ class Tx(Protocol):
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None: ...
+
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
@@ -47,6 +51,12 @@ class _SqliteTx:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self.conn.executemany(sql, [tuple(r) for r in rows])
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(self.conn.execute(sql, tuple(params)).fetchall())
@@ -114,6 +124,18 @@ class _PostgresTx:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self.cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Rows by COPY: one statement, the rows streamed.
+
+        (Measured against `executemany` in pipeline mode and multi-row VALUES: COPY rebuilt
+        the read models about twice as fast.)
+        """
+        with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self.cursor.execute(self._sql(sql), tuple(params))
         return [tuple(r) for r in self.cursor.fetchall()]
@@ -144,8 +166,10 @@ class PostgresDatabase:
             kwargs["password"] = env["POSTGRES_PASSWORD"]
         self.conninfo = conninfo
         self.connect_kwargs = kwargs
+        # The store's pool timeout: with the server away a read fails as fast as an append.
+        timeout = float(env["POSTGRES_CONNECT_TIMEOUT"])
         self.pool = ConnectionPool(
-            conninfo, min_size=1, max_size=pool_size, kwargs=kwargs, open=True, timeout=10
+            conninfo, min_size=1, max_size=pool_size, kwargs=kwargs, open=True, timeout=timeout
         )
 
     @contextmanager

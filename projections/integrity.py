@@ -27,7 +27,7 @@ over a changed log.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -42,7 +42,7 @@ from adapters.integrity.tree_head import (
 )
 from adapters.integrity.verify import LeafRow, case_text
 from projections.base import Change, Index, Projection
-from projections.db import Tx
+from projections.db import Row, Tx
 
 SIGNING_KEY_SETTING = "REFERRAL_SIGNING_KEY"
 SIGNING_KEY_FILE_SETTING = "REFERRAL_SIGNING_KEY_FILE"
@@ -94,6 +94,9 @@ class _Tree:
     live_heads: list[tuple[int, bytes]] = field(default_factory=list)
 
 
+LEAF_INSERT_COLUMNS = ("leaf_index", "position", "originator_id", "version", "topic", "leaf_hash")
+
+
 class IntegrityProjection(Projection):
     name = "integrity"
     tables: ClassVar[dict[str, str]] = {
@@ -128,31 +131,38 @@ class IntegrityProjection(Projection):
         self.period = timedelta(minutes=minutes)
 
     def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
-        stored = change.notification
-        if stored is None:
-            raise ValueError("the integrity read model needs each change's stored event")
+        self.handle_batch(tx, [change], suffix)
+
+    def handle_batch(self, tx: Tx, changes: Sequence[Change], suffix: str = "") -> None:
+        """Append each change's leaf to the tree, signing heads as due; one insert of leaves."""
+        if not changes:
+            return
         state = self._state(tx, suffix)
-        digest = event_hash(
-            stored.originator_id, stored.originator_version, stored.topic, stored.state
-        )
-        leaf = event_leaf_hash(stored.id, digest)
-        index = state.tree.append(leaf)
-        state.last_position = stored.id
-        tx.execute(
-            f"INSERT INTO {LEAVES}{suffix} (leaf_index, position, originator_id, version, topic, "
-            "leaf_hash) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                index,
-                stored.id,
-                case_text(stored.originator_id),
-                stored.originator_version,
-                stored.topic,
-                leaf.hex(),
-            ),
-        )
-        if state.live_heads:
-            self._check_live_heads(state)
-        self._maybe_sign(tx, state, change, suffix)
+        leaves: list[Row] = []
+        for change in changes:
+            stored = change.notification
+            if stored is None:
+                raise ValueError("the integrity read model needs each change's stored event")
+            digest = event_hash(
+                stored.originator_id, stored.originator_version, stored.topic, stored.state
+            )
+            leaf = event_leaf_hash(stored.id, digest)
+            index = state.tree.append(leaf)
+            state.last_position = stored.id
+            leaves.append(
+                (
+                    index,
+                    stored.id,
+                    case_text(stored.originator_id),
+                    stored.originator_version,
+                    stored.topic,
+                    leaf.hex(),
+                )
+            )
+            if state.live_heads:
+                self._check_live_heads(state)
+            self._maybe_sign(tx, state, change, suffix)
+        tx.insert_rows(f"{LEAVES}{suffix}", LEAF_INSERT_COLUMNS, leaves)
 
     # -- state -------------------------------------------------------------------------------
 

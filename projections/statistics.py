@@ -31,13 +31,13 @@ Rows depend only on the log, never on the wall clock, so a rebuild gives the sam
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from projections.base import Change, Index, Projection
-from projections.db import Tx
-from referral_core.case import Case
+from projections.base import CaseRowsProjection, Change, Index, Projection
+from projections.db import Row, Tx
+from referral_core.case import Case, CaseEvent
 from referral_core.disclosure import UNKNOWN, Key, age_band
 
 AGENCY_REGISTERED = "Directory.AgencyRegistered"
@@ -192,7 +192,7 @@ def contact_facts(case: Case) -> list[ContactFacts]:
 # -- the read models ------------------------------------------------------------------------------
 
 
-class NationalStatistics(Projection):
+class NationalStatistics(CaseRowsProjection):
     name = "national_statistics"
     tables: ClassVar[dict[str, str]] = {
         "stats_case_facts": "case_id TEXT PRIMARY KEY, month TEXT NOT NULL, "
@@ -216,14 +216,26 @@ class NationalStatistics(Projection):
         ),
     )
 
-    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
-        if type(change.event).__qualname__ == AGENCY_REGISTERED:
-            self._agency(tx, change.event, suffix)
-        elif change.case is not None and change.case_event is not None:
-            self._case(tx, change.case, suffix)
+    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "stats_case_facts": tuple(f.name for f in fields(CaseFacts)),
+        "stats_case_exploitation": ("case_id", "exploitation_type", *CASE_COLUMNS),
+    }
 
-    @staticmethod
-    def _agency(tx: Tx, event: object, suffix: str) -> None:
+    def case_rows(self, case: Case, event: CaseEvent, position: int) -> dict[str, list[Row]]:
+        facts = case_facts(case)
+        if facts is None:
+            return {}
+        return {
+            "stats_case_facts": [facts.row()],
+            "stats_case_exploitation": [
+                (facts.case_id, t, *facts.dimensions()) for t in facts.types
+            ],
+        }
+
+    def handle_other(self, tx: Tx, change: Change, suffix: str) -> None:
+        event = change.event
+        if type(event).__qualname__ != AGENCY_REGISTERED:
+            return
         agency_id, kind = str(vars(event)["agency_id"]), str(vars(event)["kind"])
         tx.execute(f"DELETE FROM stats_agency_kinds{suffix} WHERE agency_id = ?", (agency_id,))
         tx.execute(
@@ -231,35 +243,8 @@ class NationalStatistics(Projection):
             (agency_id, kind),
         )
 
-    @staticmethod
-    def _case(tx: Tx, case: Case, suffix: str) -> None:
-        facts = case_facts(case)
-        case_id = str(case.id)
-        stored = tx.fetchone(
-            f"SELECT * FROM stats_case_facts{suffix} WHERE case_id = ?", (case_id,)
-        )
-        if facts is not None and stored == facts.row():
-            return
-        if stored is not None:
-            tx.execute(f"DELETE FROM stats_case_facts{suffix} WHERE case_id = ?", (case_id,))
-            tx.execute(
-                f"DELETE FROM stats_case_exploitation{suffix} WHERE case_id = ?", (case_id,)
-            )
-        if facts is None:
-            return
-        row = facts.row()
-        tx.execute(
-            f"INSERT INTO stats_case_facts{suffix} VALUES ({', '.join('?' * len(row))})", row
-        )
-        tx.executemany(
-            f"INSERT INTO stats_case_exploitation{suffix} "
-            f"(case_id, exploitation_type, {', '.join(CASE_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * (len(CASE_COLUMNS) + 2))})",
-            [(case_id, t, *facts.dimensions()) for t in facts.types],
-        )
 
-
-class HotlineStatistics(Projection):
+class HotlineStatistics(CaseRowsProjection):
     name = "hotline_statistics"
     tables: ClassVar[dict[str, str]] = {
         "stats_contact_facts": "event_id TEXT PRIMARY KEY, case_id TEXT NOT NULL, "
@@ -280,26 +265,23 @@ class HotlineStatistics(Projection):
         Index("stats_contact_topics_by_case", "stats_contact_topics", "case_id"),
     )
 
-    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
+    def wants(self, change: Change) -> bool:
         event = change.case_event
-        if change.case is None or event is None or event.event_type not in ENTRY_CHANGES:
-            return
-        case_id = str(change.case.id)
-        tx.execute(f"DELETE FROM stats_contact_facts{suffix} WHERE case_id = ?", (case_id,))
-        tx.execute(f"DELETE FROM stats_contact_topics{suffix} WHERE case_id = ?", (case_id,))
-        contacts = contact_facts(change.case)
-        if not contacts:
-            return
-        width = len(contacts[0].row())
-        tx.executemany(
-            f"INSERT INTO stats_contact_facts{suffix} VALUES ({', '.join('?' * width)})",
-            [c.row() for c in contacts],
-        )
-        tx.executemany(
-            f"INSERT INTO stats_contact_topics{suffix} (event_id, case_id, topic) "
-            "VALUES (?, ?, ?)",
-            [(c.event_id, case_id, topic) for c in contacts for topic in c.topics],
-        )
+        return change.case is not None and event is not None and event.event_type in ENTRY_CHANGES
+
+    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "stats_contact_facts": tuple(f.name for f in fields(ContactFacts))[:-1],
+        "stats_contact_topics": ("event_id", "case_id", "topic"),
+    }
+
+    def case_rows(self, case: Case, event: CaseEvent, position: int) -> dict[str, list[Row]]:
+        contacts = contact_facts(case)
+        return {
+            "stats_contact_facts": [c.row() for c in contacts],
+            "stats_contact_topics": [
+                (c.event_id, c.case_id, topic) for c in contacts for topic in c.topics
+            ],
+        }
 
 
 def statistics_projections() -> list[Projection]:

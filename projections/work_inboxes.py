@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from projections.base import Change, Index, Projection
-from projections.db import Tx
-from projections.work_common import RulesTable, WorkRules, case_change, stored_time
+from projections.base import CaseRowsProjection, Index
+from projections.db import Row, Tx
+from projections.work_common import RulesTable, WorkRules, stored_time
+from referral_core.case import Case, CaseEvent
 from referral_core.deadlines import DeadlineKind
 
 LE_COLUMNS = (
@@ -52,7 +53,7 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
 
-class LawEnforcementInbox(Projection):
+class LawEnforcementInbox(CaseRowsProjection):
     name = "le_inbox"
     tables: ClassVar[dict[str, str]] = {
         "le_inbox": "report_event_id TEXT PRIMARY KEY, unit_agency_id TEXT NOT NULL, "
@@ -67,12 +68,9 @@ class LawEnforcementInbox(Projection):
     def __init__(self, rules: RulesTable | None = None) -> None:
         self.rules = WorkRules(rules)
 
-    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
-        found = case_change(change)
-        if found is None:
-            return
-        case, event = found
-        tx.execute(f"DELETE FROM le_inbox{suffix} WHERE case_id = ?", (str(case.id),))
+    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {"le_inbox": LE_COLUMNS}
+
+    def case_rows(self, case: Case, event: CaseEvent, position: int) -> dict[str, list[Row]]:
         due = {
             d.subject_event_id: stored_time(d.due_at)
             for d in self.rules.deadlines(case)
@@ -87,17 +85,16 @@ class LawEnforcementInbox(Projection):
                 str(r["urgency"]),
                 stored_time(r["acknowledged_at"]),
                 due.get(str(r["event_id"])),
-                change.position,
+                position,
                 stored_time(event.timestamp),
             )
             for r in case.reports.values()
             if not r["voided"]
         ]
-        if rows:
-            tx.executemany(_insert(f"le_inbox{suffix}", LE_COLUMNS), rows)
+        return {"le_inbox": rows}
 
 
-class ReferralInbox(Projection):
+class ReferralInbox(CaseRowsProjection):
     name = "referral_inbox"
     tables: ClassVar[dict[str, str]] = {
         "referral_inbox": "referral_event_id TEXT PRIMARY KEY, to_agency_id TEXT NOT NULL, "
@@ -113,12 +110,9 @@ class ReferralInbox(Projection):
     def __init__(self, rules: RulesTable | None = None) -> None:
         self.rules = WorkRules(rules)
 
-    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
-        found = case_change(change)
-        if found is None:
-            return
-        case, event = found
-        tx.execute(f"DELETE FROM referral_inbox{suffix} WHERE case_id = ?", (str(case.id),))
+    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {"referral_inbox": REFERRAL_COLUMNS}
+
+    def case_rows(self, case: Case, event: CaseEvent, position: int) -> dict[str, list[Row]]:
         due = {
             d.subject_event_id: stored_time(d.due_at)
             for d in self.rules.deadlines(case)
@@ -136,13 +130,12 @@ class ReferralInbox(Projection):
                 due.get(str(r["event_id"])),
                 stored_time(r["sent_at"]),
                 stored_time(r["answered_at"]),
-                change.position,
+                position,
                 stored_time(event.timestamp),
             )
             for r in case.referrals.values()
         ]
-        if rows:
-            tx.executemany(_insert(f"referral_inbox{suffix}", REFERRAL_COLUMNS), rows)
+        return {"referral_inbox": rows}
 
 
 # -- reads --------------------------------------------------------------------------------------

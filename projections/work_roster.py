@@ -15,17 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from projections.base import Change, Index, Projection
-from projections.db import Tx
+from projections.base import CaseRowsProjection, Index
+from projections.db import Row, Tx
 from projections.work_common import (
     RulesTable,
     WorkRules,
     age_band,
-    case_change,
     earliest,
     stored_time,
 )
-from referral_core.case import Case
+from referral_core.case import Case, CaseEvent
 from referral_core.deadlines import Deadline, DeadlineKind
 
 ROSTER_COLUMNS = (
@@ -69,7 +68,7 @@ def shelter_deadlines(shelter_id: str, deadlines: list[Deadline]) -> list[Deadli
     ]
 
 
-class ShelterRoster(Projection):
+class ShelterRoster(CaseRowsProjection):
     name = "shelter_roster"
     tables: ClassVar[dict[str, str]] = {
         "shelter_roster": "shelter_agency_id TEXT NOT NULL, case_id TEXT PRIMARY KEY, "
@@ -84,21 +83,13 @@ class ShelterRoster(Projection):
     def __init__(self, rules: RulesTable | None = None) -> None:
         self.rules = WorkRules(rules)
 
-    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
-        found = case_change(change)
-        if found is None:
-            return
-        case, event = found
-        table = f"shelter_roster{suffix}"
-        tx.execute(f"DELETE FROM {table} WHERE case_id = ?", (str(case.id),))
+    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {"shelter_roster": ROSTER_COLUMNS}
+
+    def case_rows(self, case: Case, event: CaseEvent, position: int) -> dict[str, list[Row]]:
         if case.placement is None:
-            return
-        marks = ", ".join("?" for _ in ROSTER_COLUMNS)
+            return {}
         row = self._row(case, event.occurred_at.isoformat())
-        tx.execute(
-            f"INSERT INTO {table} ({', '.join(ROSTER_COLUMNS)}) VALUES ({marks})",
-            (*row, change.position, stored_time(event.timestamp)),
-        )
+        return {"shelter_roster": [(*row, position, stored_time(event.timestamp))]}
 
     def _row(self, case: Case, as_of: str) -> tuple[Any, ...]:
         placement = case.placement

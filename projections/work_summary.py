@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from projections.base import Change, Index, Projection
+from projections.base import CaseRowsProjection, Index
 from projections.case_index import agencies_with_access
-from projections.db import Tx
-from projections.work_common import RulesTable, WorkRules, case_change, earliest, stored_time
-from referral_core.case import Case
+from projections.db import Row, Tx
+from projections.work_common import RulesTable, WorkRules, earliest, stored_time
+from referral_core.case import Case, CaseEvent
 from referral_core.deadlines import Deadline
 from referral_core.policy import (
     Access,
@@ -99,7 +99,7 @@ def open_referrals_seen(agency_id: str, relations: list[str], case: Case) -> int
     )
 
 
-class CaseSummary(Projection):
+class CaseSummary(CaseRowsProjection):
     name = "case_summary"
     tables: ClassVar[dict[str, str]] = {
         "case_summary": "case_id TEXT NOT NULL, agency_id TEXT NOT NULL, "
@@ -122,26 +122,21 @@ class CaseSummary(Projection):
     def __init__(self, rules: RulesTable | None = None) -> None:
         self.rules = WorkRules(rules)
 
-    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
-        found = case_change(change)
-        if found is None:
-            return
-        case, event = found
-        case_id = str(case.id)
-        tx.execute(f"DELETE FROM case_summary{suffix} WHERE case_id = ?", (case_id,))
-        tx.execute(f"DELETE FROM case_deadlines{suffix} WHERE case_id = ?", (case_id,))
+    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "case_summary": SUMMARY_COLUMNS,
+        "case_deadlines": DEADLINE_COLUMNS,
+    }
+
+    def case_rows(self, case: Case, event: CaseEvent, position: int) -> dict[str, list[Row]]:
         deadlines = self.rules.deadlines(case)
-        summaries: list[tuple[Any, ...]] = []
-        shown: list[tuple[Any, ...]] = []
-        stamp = (case.version, change.position, stored_time(event.timestamp))
+        summaries: list[Row] = []
+        shown: list[Row] = []
+        stamp = (case.version, position, stored_time(event.timestamp))
         for agency_id, relations in agencies_with_access(case).items():
             mine = deadlines_shown_to(agency_id, case, deadlines)
             summaries.append((*self._summary(case, agency_id, relations, mine), *stamp))
-            shown.extend(self._deadline(agency_id, d, change.position) for d in mine)
-        if summaries:
-            tx.executemany(_insert(f"case_summary{suffix}", SUMMARY_COLUMNS), summaries)
-        if shown:
-            tx.executemany(_insert(f"case_deadlines{suffix}", DEADLINE_COLUMNS), shown)
+            shown.extend(self._deadline(agency_id, d, position) for d in mine)
+        return {"case_summary": summaries, "case_deadlines": shown}
 
     @staticmethod
     def _summary(

@@ -17,6 +17,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from referral_core.case import Case, CaseEvent
+from referral_core.case_cache import DEFAULT_CASE_CACHE_SIZE, CaseCache
 from referral_core.clock import Clock, utc_now
 from referral_core.commands import Decision, record_event
 from referral_core.directory import DIRECTORY_ID, Directory
@@ -31,6 +32,8 @@ from referral_core.errors import (
 CASE_NAMESPACE = UUID("9a7d2b1c-3e4f-4a5b-8c6d-7e8f9a0b1c2d")
 SNAPSHOT_INTERVAL = 50
 DIRECTORY_RETRIES = 5
+CASE_CACHE_SIZE = "REFERRAL_CASE_CACHE_SIZE"
+"""How many folded cases each process keeps (`case_cache`); 0 turns the cache off."""
 
 T = TypeVar("T")
 
@@ -75,6 +78,7 @@ class ReferralApplication(Application[UUID]):
     def __init__(self, env: Mapping[str, str] | None = None, clock: Clock = utc_now) -> None:
         super().__init__(env)
         self.clock = clock
+        self.case_cache = CaseCache(int(self.env.get(CASE_CACHE_SIZE) or DEFAULT_CASE_CACHE_SIZE))
 
     # -- cases -----------------------------------------------------------------------------------
 
@@ -145,6 +149,7 @@ class ReferralApplication(Application[UUID]):
             recordings = self.save(decision.case)
         except IntegrityError:
             return self._after_race(case_id, event_type, payload, envelope, expected_version)
+        self.case_cache.keep(decision.case)
         return self._result(decision, recordings[-1].notification.id)
 
     def _after_race(
@@ -185,6 +190,12 @@ class ReferralApplication(Application[UUID]):
             duplicate=decision.duplicate,
         )
 
+    def expect_reads(self, case_ids: Iterable[UUID | str]) -> None:
+        """A hint: events of these cases are about to be read in bulk (a read-model batch).
+
+        Nothing to do here; a store that seals events fetches the cases' keys in one go.
+        """
+
     def recorded_event(self, case_id: UUID, version: int) -> CaseEvent | None:
         """One stored event of a case, by version (to tell a retry from a reuse of its id)."""
         for event in self.events.get(case_id, gt=version - 1, lte=version):
@@ -202,9 +213,20 @@ class ReferralApplication(Application[UUID]):
         return aggregate if isinstance(aggregate, Case) else None
 
     def get_case(self, case_id: UUID, *, version: int | None = None) -> Case:
+        """The case now (a private copy, free to change), or as it stood at `version`."""
+        if version is None:
+            cached = self.case_cache.copy_of(case_id)
+            if cached is not None:
+                newer = list(self.events.get(case_id, gt=cached.version))
+                current: Case = replay(cached, newer)
+                if newer:
+                    self.case_cache.keep(current)
+                return current
         case = self._find_case(case_id, version)
         if case is None:
             raise CaseNotFoundError("no such case")
+        if version is None:
+            self.case_cache.keep(case)
         return case
 
     def history(self, case_id: UUID, *, lte: int | None = None) -> list[CaseEvent]:

@@ -29,6 +29,10 @@ class EventSpec:
 CATALOG: dict[str, EventSpec] = {}
 
 
+TOPIC_PREFIX = "referral.case:"
+"""Every case event's stored topic starts with this; the event's name follows."""
+
+
 def _event(
     name: str,
     description: str,
@@ -37,7 +41,7 @@ def _event(
     discloses: bool = False,
 ) -> type[CaseEvent]:
     """Define one event class with an explicit topic, and enter it in the catalog."""
-    topic = f"referral.case:{name}"
+    topic = f"{TOPIC_PREFIX}{name}"
     cls = type(name, (CaseEvent,), {"TOPIC": topic, "class_version": 1, "__module__": __name__})
     register_topic(topic, cls)
     model = getattr(payloads, name)

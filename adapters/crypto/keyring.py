@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -117,6 +117,14 @@ class Keyring:
         if row is None:
             return False, None
         return True, self._remember(key, row)
+
+    def preload(self, case_ids: Iterable[UUID | str]) -> None:
+        """Read the keys of these cases not cached yet in one go (a reader about to open them)."""
+        missing = {str(UUID(int=k)) for k in map(_case_key, case_ids) if self._cached(k) is None}
+        if not missing:
+            return
+        for row in self.store.get_many(sorted(missing)):
+            self._remember(_case_key(row.case_id), row)
 
     def is_destroyed(self, case_id: UUID | str) -> bool:
         exists, key = self.for_reading(case_id)

@@ -44,6 +44,8 @@ class KeyStore(Protocol):
 
     def get(self, case_id: str) -> KeyRow | None: ...
 
+    def get_many(self, case_ids: Sequence[str]) -> list[KeyRow]: ...
+
     def destroy(self, case_id: str, destroyed_at: str) -> None: ...
 
     def wrapped_by_others(self, master_key_id: str, after: str, limit: int) -> list[KeyRow]: ...
@@ -65,6 +67,9 @@ def _row(row: Any) -> KeyRow:
         created_at=str(row["created_at"]),
         destroyed_at=None if row["destroyed_at"] is None else str(row["destroyed_at"]),
     )
+
+
+GET_MANY_CHUNK = 500
 
 
 class _SqlKeyStore:
@@ -113,6 +118,20 @@ class _SqlKeyStore:
             commit=False,
         )
         return _row(rows[0]) if rows else None
+
+    def get_many(self, case_ids: Sequence[str]) -> list[KeyRow]:
+        """The rows of these cases that exist, in one query per few hundred ids."""
+        found: list[KeyRow] = []
+        for start in range(0, len(case_ids), GET_MANY_CHUNK):
+            chunk = list(case_ids[start : start + GET_MANY_CHUNK])
+            marks = ", ".join("?" * len(chunk))
+            rows = self._execute(
+                f"SELECT {_COLUMNS} FROM {{t}} WHERE case_id IN ({marks})",  # noqa: S608 -- constant names and placeholders
+                chunk,
+                commit=False,
+            )
+            found.extend(_row(row) for row in rows)
+        return found
 
     def destroy(self, case_id: str, destroyed_at: str) -> None:
         with self._cursor(commit=True) as curs:
