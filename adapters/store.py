@@ -9,11 +9,18 @@ that chains every stored event to the previous one of its stream (`adapters.inte
 mapper that seals identifying fields under per-case keys wrapped by the master keys
 (`adapters.crypto`). The master keys come from the caller or REFERRAL_MASTER_KEYS /
 REFERRAL_MASTER_KEY_FILE; without them it refuses to start.
+
+On PostgreSQL a request fails fast when the server is away and the pool heals by itself when it
+is back (`adapters.connections`); with REFERRAL_CREATE_TABLES=false the application creates no
+table, so it starts on a hot standby.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -21,9 +28,12 @@ from uuid import UUID
 
 from eventsourcing.application import Repository
 from eventsourcing.persistence import EventStore, Mapper
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from adapters.connections import CONNECT_TIMEOUT_SECONDS, POOL_TIMEOUT_SECONDS, harden
 from adapters.crypto.keyring import Keyring
-from adapters.crypto.keystore import keystore_for
+from adapters.crypto.keystore import KeyStore, PostgresKeyStore, SqliteKeyStore, keystore_for
 from adapters.crypto.mapper import CaseKeyMapper
 from adapters.crypto.master import (
     MASTER_KEY_FILE_SETTING,
@@ -37,6 +47,9 @@ from referral_core.application import ReferralApplication
 from referral_core.clock import Clock, utc_now
 
 DATABASE_URL_SETTING = "REFERRAL_DATABASE_URL"
+CREATE_TABLES_SETTING = "REFERRAL_CREATE_TABLES"
+CREATE_TABLE_SETTING = "CREATE_TABLE"  # eventsourcing's
+_BOOLEAN = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 DEFAULT_DATABASE_URL = "sqlite:///var/referral.sqlite"
 
 
@@ -110,12 +123,16 @@ def _postgres(url: str, parts: object, pool_size: int) -> StoreConfig:
         "POSTGRES_PORT": str(port),
         "POSTGRES_USER": unquote(parts.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_CONNECT_TIMEOUT": "5",
+        # How long a statement waits for a pooled connection; with the server away a request
+        # fails after this long and the API answers 503 (adapters.connections).
+        "POSTGRES_CONNECT_TIMEOUT": str(POOL_TIMEOUT_SECONDS),
         "POSTGRES_LOCK_TIMEOUT": "10",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
         "POSTGRES_POOL_SIZE": str(pool_size),
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
-        "POSTGRES_PRE_PING": "y",
+        # No round trip per checkout: a broken connection drains the pool instead
+        # (adapters.connections), so the request after a server restart gets a fresh one.
+        "POSTGRES_PRE_PING": "n",
         # Never on: it drops the append lock and writes into the wrong table (DESIGN.md).
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
     }
@@ -141,10 +158,19 @@ class ProtectedApplication(ReferralApplication):
         clock: Clock = utc_now,
         *,
         master_keys: MasterKeys,
+        create_tables: bool = True,
     ) -> None:
         self.keyring = Keyring(master_keys)
-        super().__init__(env, clock)
-        self.keyring.bind(keystore_for(self.recorder))
+        env = {**env, CREATE_TABLE_SETTING: "y" if create_tables else "n"}
+        with _one_creator(env if create_tables else None):
+            super().__init__(env, clock)
+            datastore = getattr(self.factory, "datastore", None)
+            if isinstance(datastore, PostgresDatastore):
+                harden(datastore)
+            keys = (
+                keystore_for(self.recorder) if create_tables else existing_keystore(self.recorder)
+            )
+        self.keyring.bind(keys)
 
     def construct_mapper(self) -> Mapper[UUID]:
         return CaseKeyMapper(self.construct_transcoder(), self.keyring)
@@ -178,6 +204,15 @@ class ProtectedApplication(ReferralApplication):
         checkpoint_wal(self.recorder)
 
 
+def existing_keystore(recorder: object) -> KeyStore:
+    """The key store of the recorder's database, without creating its table."""
+    if isinstance(recorder, PostgresApplicationRecorder):
+        return PostgresKeyStore(recorder)
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        return SqliteKeyStore(recorder)
+    raise TypeError(f"no key store for {type(recorder).__name__}")
+
+
 def master_keys_from_env() -> MasterKeys:
     """The master keys the environment names; a ConfigurationError naming the setting if none."""
     try:
@@ -199,14 +234,58 @@ def application_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
     return {**config.env, RECORDER_SETTING: topic}
 
 
+def create_tables_from_env() -> bool:
+    """REFERRAL_CREATE_TABLES: false on a node that must not write (a hot standby)."""
+    value = os.environ.get(CREATE_TABLES_SETTING, "true").strip().lower()
+    if value not in _BOOLEAN:
+        raise ConfigurationError(f"{CREATE_TABLES_SETTING} must be true or false")
+    return _BOOLEAN[value]
+
+
 def build_application(
     database_url: str = DEFAULT_DATABASE_URL,
     *,
     clock: Clock = utc_now,
     pool_size: int = 5,
     master_keys: MasterKeys | None = None,
+    create_tables: bool | None = None,
 ) -> ProtectedApplication:
-    """The referral application on the store the URL names, sealed with these master keys."""
+    """The referral application on the store the URL names, sealed with these master keys.
+
+    With `create_tables` false (default: REFERRAL_CREATE_TABLES) it creates no table and
+    writes nothing at start, so it starts on a hot standby; the tables must exist (created on
+    the primary and replicated). On PostgreSQL, processes that create tables take turns
+    (`_one_creator`): two first starts at once would otherwise collide in the catalog.
+    """
     env = application_env(database_url, pool_size=pool_size)
     keys = master_keys or master_keys_from_env()
-    return ProtectedApplication(env, clock, master_keys=keys)
+    create = create_tables_from_env() if create_tables is None else create_tables
+    return ProtectedApplication(env, clock, master_keys=keys, create_tables=create)
+
+
+@contextmanager
+def _one_creator(env: dict[str, str] | None) -> Iterator[None]:
+    """On PostgreSQL, hold a session advisory lock of the schema while the tables are created.
+
+    `CREATE TABLE IF NOT EXISTS` (and `CREATE OR REPLACE FUNCTION`) in two sessions at once can
+    fail with "tuple concurrently updated" or a duplicate key in the catalog; the lock makes the
+    second process wait until the first has committed its tables. One connection, at start only.
+    """
+    if env is None or env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+        yield
+        return
+    import psycopg
+
+    schema = env.get("POSTGRES_SCHEMA", "public")
+    key = int.from_bytes(hashlib.sha256(f"referral:tables:{schema}".encode()).digest()[:8]) >> 1
+    with psycopg.connect(
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        dbname=env["POSTGRES_DBNAME"],
+        user=env["POSTGRES_USER"],
+        password=env.get("POSTGRES_PASSWORD") or None,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        autocommit=True,
+    ) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield

@@ -17,13 +17,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
+from eventsourcing import persistence as es_persistence
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from adapters.auth import DirectoryTokenResolver, DirectoryView, PrincipalResolver
 from adapters.oidc import ChainResolver, OIDCResolver
 from adapters.store import ConfigurationError, build_application
-from api import keys, problems
+from api import keys, problems, web
 from api.context import Services
 from api.logging import configure_logging, get_logger
 from api.metrics import Metrics
@@ -52,10 +53,13 @@ try:  # PostgreSQL's errors when the server is away.
     UNAVAILABLE = (*UNAVAILABLE, psycopg.OperationalError, psycopg_pool.PoolTimeout)
 except ImportError:  # pragma: no cover - psycopg is a dependency
     pass
+# …and as eventsourcing wraps them (a connection that broke when the server went away).
+UNAVAILABLE = (*UNAVAILABLE, es_persistence.OperationalError, es_persistence.InterfaceError)
 
 
 class RequestGuard:
-    """Outermost middleware: request id, body size limit, 503 for an absent store, access log."""
+    """Outermost middleware: request id, body size limit and JSON sanity (`problems.
+    json_body_problem`), 503 for an absent store, access log."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics) -> None:
         self.app = app
@@ -80,16 +84,27 @@ class RequestGuard:
             await self._reply(send, status, 413, "too-large", "The request body is too large")
             self._done(scope, status, started)
             return
-        received = 0
+        # The whole body is read here, streamed or not, so nothing past the limit is buffered
+        # and a malformed JSON body is refused before any route sees it.
+        body = await self._read_body(receive)
+        refusal = (
+            ("too-large", 413, "The request body is too large")
+            if body is None
+            else problems.json_body_problem(body, headers.get(b"content-type"))
+        )
+        if refusal is not None:
+            code, http_status, title = refusal
+            await self._reply(send, status, http_status, code, title)
+            self._done(scope, status, started)
+            return
+        replayed = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLargeError
-            return message
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
         async def tracking_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -100,9 +115,6 @@ class RequestGuard:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLargeError:
-            if not status["sent"]:
-                await self._reply(send, status, 413, "too-large", "The request body is too large")
         except UNAVAILABLE as exc:
             log.warning("store unavailable", error_type=type(exc).__name__)
             if not status["sent"]:
@@ -114,6 +126,22 @@ class RequestGuard:
             if not status["sent"]:
                 await self._reply(send, status, 500, "internal", "Internal error")
         self._done(scope, status, started)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The request body, or None once it grows past the limit (the rest is left unread)."""
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     @staticmethod
     async def _reply(
@@ -154,10 +182,6 @@ class RequestGuard:
         )
 
 
-class BodyTooLargeError(Exception):
-    pass
-
-
 def build_services(
     settings: Settings,
     *,
@@ -170,13 +194,16 @@ def build_services(
         clock=clock,
         pool_size=settings.pool_size,
         master_keys=keys.master_keys(settings),
+        create_tables=settings.create_tables,
     )
+    app.case_cache.resize(settings.case_cache_size)
     db = open_database(settings.database_url, pool_size=max(2, settings.pool_size // 2))
     runner = ProjectionRunner(
         app,
         db,
         keys.configured(all_projections(), settings),
         batch_size=settings.projection_batch_size,
+        create_tables=settings.create_tables,
     )
     view = DirectoryView(app)
     return Services(
@@ -255,6 +282,7 @@ def create_app(
         integrity.router,
     ):
         app.include_router(router)
+    web.install(app, built)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,5 +1,5 @@
 """The `referral` command: serve, seed demo data, manage agencies, users and tokens; verify the
-log, export a signed tree head, erase a case, rotate the master key.
+log, export a signed tree head, erase a case, rotate the master key; export and import the log.
 
 Errors are one line on stderr and exit status 2; nothing is changed by a refused command.
 """
@@ -57,6 +57,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     os.environ["REFERRAL_DATABASE_URL"] = settings.database_url
     where = settings.database_url.split("@")[-1]
     print(f"referral: serving on http://{host}:{port}/docs ({where})")
+    print(f"referral: sign in at http://{host}:{port}/web/sign-in")
+    if not settings.cookie_secure:
+        print("referral: REFERRAL_COOKIE_SECURE is off: for a plain-http demo on loopback only")
+    print(f"referral: anonymous public report form at http://{host}:{port}/report")
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -80,6 +84,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     synthetic.seed_directory(app)
     summary = synthetic.generate_cases(app, cases=args.cases, seed=args.seed)
     credentials = _demo_credentials(app, settings)
+    _add_web_credentials(app, settings, credentials)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     target = settings.data_dir / CREDENTIALS_FILE
     target.write_text(json.dumps(credentials, indent=2) + "\n", encoding="utf-8")
@@ -94,8 +99,31 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             f"  {entry['agency_kind']:<17} {entry['country']} {entry['role']:<10} "
             f"{entry['agency_name'][:38]:<38} {entry['token']}"
         )
+    print("referral: web sign-in for a caseworker of each demo agency (username, password,")
+    print("  TOTP secret: add it to an authenticator app, or get the current code with")
+    print("  python3 -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"):")
+    for entry in credentials:
+        if entry["role"] == "caseworker" or entry["agency_kind"] == "auditor":
+            print(f"  {entry['username']:<32} {entry['password']:<18} {entry['totp_secret']}")
     app.close()
     return 0
+
+
+def _add_web_credentials(
+    app: ReferralApplication, settings: Settings, credentials: list[dict[str, Any]]
+) -> None:
+    """Web usernames, passwords and TOTP secrets for the demo users, into their entries."""
+    from api.keys import master_keys
+    from api.web.demo import demo_web_credentials
+    from projections.db import open_database
+
+    db = open_database(settings.database_url)
+    try:
+        web = demo_web_credentials(db, master_keys(settings), app.clock())
+    finally:
+        db.close()
+    for entry in credentials:
+        entry.update(web.get(entry["user_id"], {}))
 
 
 def _demo_credentials(app: ReferralApplication, settings: Settings) -> list[dict[str, Any]]:
@@ -152,6 +180,41 @@ def cmd_users_add(settings: Settings, args: argparse.Namespace) -> int:
     days = args.ttl_days or settings.token_ttl_days
     token_id, token = issue_token(app, user_id, ttl=timedelta(days=days), actor=SYSTEM_ACTOR)
     print(f"user {user_id}\ntoken id {token_id}\ntoken {token}\n(shown once; only a hash is kept)")
+    return 0
+
+
+def cmd_users_password(settings: Settings, args: argparse.Namespace) -> int:
+    """Set a user's web username and password and a new TOTP secret (shown once)."""
+    import getpass
+
+    import pyotp
+
+    from api.keys import master_keys
+    from api.web.credentials import set_credentials
+    from api.web.store import create_tables
+    from projections.db import open_database
+
+    app = _app(settings)
+    user = app.directory().user(str(UUID(args.user)))
+    password = os.environ.get("REFERRAL_NEW_PASSWORD") or getpass.getpass("new password: ")
+    db = open_database(settings.database_url)
+    try:
+        create_tables(db)
+        secret = set_credentials(
+            db,
+            master_keys(settings),
+            user_id=user["user_id"],
+            username=args.username,
+            password=password,
+            now=app.clock(),
+        )
+    finally:
+        db.close()
+        app.close()
+    username = args.username.strip().lower()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="referral")
+    print(f"username {username}\nTOTP secret {secret}\n{uri}")
+    print("(shown once: add it to the user's authenticator app)")
     return 0
 
 
@@ -324,6 +387,62 @@ def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from adapters.backup import export_log
+    from api.keys import tree_head_signer
+
+    signer = tree_head_signer(settings)
+    app = _app(settings)
+    try:
+        if args.out in (None, "-"):
+            summary = export_log(app.recorder, sys.stdout, signer=signer, now=datetime.now(UTC))
+        else:
+            target = Path(args.out)
+            partial = target.with_name(target.name + ".partial")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                summary = export_log(app.recorder, handle, signer=signer, now=datetime.now(UTC))
+                handle.flush()
+                os.fsync(handle.fileno())
+            partial.replace(target)
+    finally:
+        app.close()
+    where = "stdout" if args.out in (None, "-") else args.out
+    print(f"referral: exported {summary.describe()} to {where}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.backup import import_log
+    from adapters.store import ProtectedApplication
+    from api.keys import verifying_key
+
+    app = _app(settings)
+    try:
+        assert isinstance(app, ProtectedApplication)  # noqa: S101 -- built by build_application
+        with Path(args.file).open(encoding="utf-8", newline="") as lines:
+            summary = import_log(
+                app.recorder,
+                lines,
+                public_key=verifying_key(settings),
+                master_key_ids=app.keyring.master_keys.keys,
+            )
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{args.file} cannot be read") from exc
+    finally:
+        app.close()
+    print(
+        f"referral: imported {summary.describe()}; {summary.signatures_checked} tree head "
+        "signature(s) verified"
+    )
+    for note in summary.notes:
+        print(f"  note: {note}")
+    print("referral: next: `referral projections rebuild`, then `referral audit verify`")
+    return 0
+
+
 def cmd_keys_rotate(settings: Settings, _args: argparse.Namespace) -> int:
     from adapters.store import ProtectedApplication
 
@@ -393,7 +512,7 @@ def parser() -> argparse.ArgumentParser:
     rebuild_cmd.add_argument("names", nargs="*", help="read models (default: all)")
     rebuild_cmd.set_defaults(func=cmd_projections_rebuild)
 
-    _integrity_parsers(sub)
+    _integrity_parsers(sub, users_sub)
 
     tokens = sub.add_parser("tokens", help="issue and revoke tokens")
     tokens_sub = tokens.add_subparsers(dest="action", required=True)
@@ -408,7 +527,17 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def _integrity_parsers(sub: Any) -> None:
+def _web_parsers(users_sub: Any) -> None:
+    password = users_sub.add_parser(
+        "password", help="set web sign-in: username, password (prompted) and a new TOTP secret"
+    )
+    password.add_argument("user", help="the user id")
+    password.add_argument("--username", required=True)
+    password.set_defaults(func=cmd_users_password)
+
+
+def _integrity_parsers(sub: Any, users_sub: Any) -> None:
+    _web_parsers(users_sub)
     audit = sub.add_parser("audit", help="verify the log; export a signed tree head")
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify", help="recompute chains, leaves and tree heads")
@@ -418,6 +547,13 @@ def _integrity_parsers(sub: Any) -> None:
     checkpoint = audit_sub.add_parser("checkpoint", help="export the latest signed tree head")
     checkpoint.add_argument("--export", required=True, metavar="FILE")
     checkpoint.set_defaults(func=cmd_audit_checkpoint)
+
+    export = sub.add_parser("export", help="write the whole log as JSON Lines (a backup)")
+    export.add_argument("--out", metavar="FILE", help="default: stdout")
+    export.set_defaults(func=cmd_export)
+    load = sub.add_parser("import", help="load an export into an empty store")
+    load.add_argument("file", metavar="FILE")
+    load.set_defaults(func=cmd_import)
 
     erase = sub.add_parser("erase", help="erase a case's identifying data (destroys its key)")
     erase.add_argument("case", help="the case id")

@@ -7,10 +7,12 @@ from typing import Any
 from uuid import UUID
 
 from fastapi.openapi.models import Example
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from referral_core.case_events import CATALOG
-from referral_core.payloads import example_of
+from referral_core.payloads import NO_CONTROL_CHARACTERS, example_of
+
+EVENT_TYPES: list[JsonValue] = [*sorted(CATALOG)]
 
 
 class EventSubmission(BaseModel):
@@ -18,16 +20,30 @@ class EventSubmission(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(max_length=64, description="An event type, e.g. ChildIdentified")
+    type: str = Field(
+        max_length=64,
+        description="An event type, e.g. ChildIdentified",
+        json_schema_extra={"enum": EVENT_TYPES},
+    )
     payload: dict[str, Any] = Field(description="The event type's payload")
     occurred_at: AwareDatetime = Field(description="When it happened in the world")
     event_id: UUID | None = Field(
         default=None, description="The client's id for this event; a retry with it is safe"
     )
-    legal_basis: str | None = Field(default=None, min_length=1, max_length=500)
+    legal_basis: str | None = Field(
+        default=None, min_length=1, max_length=500, pattern=NO_CONTROL_CHARACTERS
+    )
     consent_ref: UUID | None = Field(
         default=None, description="The event id of the ConsentRecorded this disclosure rests on"
     )
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _a_timestamp_is_text(cls, value: Any) -> Any:
+        # Not a number of seconds: pydantic would read one as a Unix time.
+        if not isinstance(value, str):
+            raise ValueError("occurred_at is an ISO 8601 date-time string")  # noqa: TRY004
+        return value
 
 
 class AppendAccepted(BaseModel):

@@ -53,6 +53,33 @@ class Settings(BaseSettings):
     """A signed tree head at least every this many events of the log."""
     checkpoint_minutes: float = Field(default=10.0, gt=0, le=7 * 24 * 60)
     """…and at least every this many minutes of log time (the events' own timestamps)."""
+    cookie_secure: bool = True
+    """Mark the web session cookie Secure (served over HTTPS only). Turn off only for a
+    plain-http demo on the loopback interface (`make run` does)."""
+    session_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    """A web session left unused this long is signed out."""
+    session_max_hours: int = Field(default=12, ge=1, le=7 * 24)
+    """A web session ends this long after its sign-in, however busy."""
+    lockout_failures: int = Field(default=5, ge=1, le=100)
+    """Consecutive failed web sign-ins that lock an account."""
+    lockout_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
+    """How long a locked account stays locked."""
+    public_report_limit: int = Field(default=20, ge=1, le=100_000)
+    """Anonymous public reports accepted per window by one process (all senders together:
+    no address is kept to tell senders apart)."""
+    public_report_window_seconds: int = Field(default=600, ge=1, le=24 * 3600)
+    """The window of `public_report_limit`."""
+    public_report_agency: str = ""
+    """Slug or id of the hotline that receives public reports; empty: each country's hotline
+    (the reporter chooses the country)."""
+    emergency_number: str = "112"
+    """The emergency number the public report form shows."""
+    create_tables: bool = True
+    """Create the store's and read models' tables at start. False on a node serving reads from
+    a hot standby (with `run_projections` false): it then writes nothing."""
+    case_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
+    """Folded cases each process keeps in memory (0: none); a read then folds only the events
+    stored since (`referral_core.case_cache`)."""
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

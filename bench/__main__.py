@@ -13,10 +13,16 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench import http, integrity, readmodels, store
+from bench import http, integrity, load, readmodels, store
 from bench.common import Section, Settings
 
-SECTIONS: list[Section] = [store.SECTION, http.SECTION, integrity.SECTION, readmodels.SECTION]
+SECTIONS: list[Section] = [
+    store.SECTION,
+    http.SECTION,
+    integrity.SECTION,
+    readmodels.SECTION,
+    load.SECTION,
+]
 QUICK_SETTING = "REFERRAL_BENCH_QUICK"
 
 

@@ -116,7 +116,9 @@ class ProjectionRunner:
         *,
         batch_size: int = DEFAULT_BATCH,
         suffix: str = "",
+        create_tables: bool = True,
     ) -> None:
+        """`create_tables` false: the tables exist already (a hot standby serving reads)."""
         self.app = app
         self.db = db
         self.projections = list(projections)
@@ -125,6 +127,8 @@ class ProjectionRunner:
         self.states = CaseStates(app)
         self.stats = {p.name: RunnerStats() for p in self.projections}
         self.nudge = threading.Event()
+        if not create_tables:
+            return
         with db.transaction() as tx:
             if isinstance(db, PostgresDatabase):  # two first starts at once: one at a time
                 tx.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(db, "create-tables"),))

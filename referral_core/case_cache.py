@@ -53,6 +53,13 @@ class CaseCache:
             while len(self._cases) > self.size:
                 self._cases.popitem(last=False)
 
+    def resize(self, size: int) -> None:
+        """Keep at most `size` cases from now on (0: none)."""
+        with self._lock:
+            self.size = max(0, size)
+            while len(self._cases) > self.size:
+                self._cases.popitem(last=False)
+
     def forget(self, case_id: UUID) -> None:
         with self._lock:
             self._cases.pop(case_id, None)

@@ -6,7 +6,7 @@ API shows in its OpenAPI document. Fields holding personal data carry `Sensitive
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -53,10 +53,29 @@ from referral_core.vocab import (
     Urgency,
 )
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+# No NUL and no other C0 control but tab and line breaks: stores and terminals differ on them.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+ShortText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS
+    ),
+]
+LongText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=4000, pattern=NO_CONTROL_CHARACTERS
+    ),
+]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 AgeYears = Annotated[int, Field(ge=0, le=25)]
+# A calendar day or moment in a case: nothing before 1900 or after 2199 is a real one, and
+# deadline arithmetic near the ends of Python's date range (0001, 9999) would overflow.
+Day = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2199, 12, 31))]
+Moment = Annotated[
+    AwareDatetime,
+    Field(ge=datetime(1900, 1, 1, tzinfo=UTC), le=datetime(2199, 12, 31, tzinfo=UTC)),
+]
 Note = Annotated[LongText | None, IDENTIFYING]
 PersonName = Annotated[ShortText | None, IDENTIFYING]
 
@@ -161,7 +180,7 @@ class ChildIdentified(Payload):
     nationality: CountryCode | None = None
     given_name: PersonName = None
     family_name: PersonName = None
-    birth_date: Annotated[date | None, IDENTIFYING] = None
+    birth_date: Annotated[Day | None, IDENTIFYING] = None
     address: Note = None
     photo_ref: PersonName = None
     notes: Note = None
@@ -179,7 +198,7 @@ class AgeAssessed(Payload):
 
     method: AgeAssessmentMethod
     age_years: AgeYears | None = None
-    birth_date: Annotated[date | None, IDENTIFYING] = None
+    birth_date: Annotated[Day | None, IDENTIFYING] = None
     is_minor: bool
     presumption_applies: bool
     notes: Note = None
@@ -203,7 +222,7 @@ class GuardianAppointed(Payload):
     guardian_agency_id: UUID
     mandate: ShortText
     guardian_name: PersonName = None
-    until: date | None = None
+    until: Day | None = None
 
 
 class ConsentRecorded(Payload):
@@ -220,7 +239,7 @@ class ConsentRecorded(Payload):
     given_by: ConsentGiver
     scope: Annotated[list[ReferralScope], Field(min_length=1, max_length=FEW)]
     shared_with_agency_ids: Annotated[list[UUID], Field(max_length=MANY)] = []
-    valid_until: date | None = None
+    valid_until: Day | None = None
     notes: Note = None
 
 
@@ -289,7 +308,7 @@ class CaseConferenceHeld(Payload):
 
     participants: Annotated[list[ConferenceParticipant], Field(min_length=1, max_length=MANY)]
     decisions: Annotated[list[ShortText], Field(min_length=1, max_length=MANY)]
-    next_conference_on: date | None = None
+    next_conference_on: Day | None = None
     minutes: Note = None
 
 
@@ -307,7 +326,7 @@ class ReferralSent(Payload):
     to_agency_id: UUID
     service: ServiceType
     scope: Annotated[list[ReferralScope], Field(min_length=1, max_length=FEW)]
-    respond_by: AwareDatetime | None = None
+    respond_by: Moment | None = None
     transfers_lead: bool = False
     notes: Note = None
 
@@ -353,15 +372,15 @@ class ChildSheltered(Payload):
     shelter_agency_id: UUID
     facility: ShortText
     placement_type: PlacementType
-    start_date: date
-    expected_end_date: date | None = None
+    start_date: Day
+    expected_end_date: Day | None = None
     address: Note = None
 
 
 class PlacementEnded(Payload):
     model_config = _example({"end_date": "2026-12-20", "reason": "moved"})
 
-    end_date: date
+    end_date: Day
     reason: PlacementEndReason
     notes: Note = None
 
@@ -371,7 +390,7 @@ class ChildMissingFromCare(Payload):
         {"last_seen_at": "2026-11-25T18:30:00Z", "police_reference": "UA-NP-2026-7781"}
     )
 
-    last_seen_at: AwareDatetime
+    last_seen_at: Moment
     last_seen_place: Note = None
     police_reference: Annotated[ShortText | None, INVESTIGATION] = None
 
@@ -379,7 +398,7 @@ class ChildMissingFromCare(Payload):
 class ChildLocated(Payload):
     model_config = _example({"located_at": "2026-11-27T09:00:00Z", "condition": "unharmed"})
 
-    located_at: AwareDatetime
+    located_at: Moment
     place: Note = None
     police_reference: Annotated[ShortText | None, INVESTIGATION] = None
     condition: ShortText | None = None
@@ -420,7 +439,7 @@ class ChildReturned(Payload):
     receiving_agency_name: ShortText
     escort: ShortText | None = None
     met_by: ShortText | None = None
-    return_date: date
+    return_date: Day
 
 
 class FamilyTraced(Payload):
@@ -453,7 +472,7 @@ class BestInterestsDetermined(Payload):
     panel: Annotated[list[ShortText], Field(min_length=1, max_length=FEW)]
     child_views: Annotated[LongText, IDENTIFYING_PSYCHOSOCIAL]
     option_chosen: ShortText
-    review_date: date
+    review_date: Day
 
 
 class ReintegrationPlanAgreed(Payload):
@@ -469,7 +488,7 @@ class ReintegrationPlanAgreed(Payload):
     goals: Annotated[list[ShortText], Field(min_length=1, max_length=MANY)]
     services: Annotated[list[ServiceType], Field(min_length=1, max_length=FEW)]
     responsible_agency_ids: Annotated[list[UUID], Field(min_length=1, max_length=FEW)]
-    review_date: date
+    review_date: Day
     notes: Note = None
 
 
@@ -477,7 +496,7 @@ class PlanReviewed(Payload):
     model_config = _example({"progress": "attending school", "next_review_date": "2027-05-01"})
 
     progress: ShortText
-    next_review_date: date | None = None
+    next_review_date: Day | None = None
     notes: Note = None
 
 
@@ -493,7 +512,7 @@ class ServiceDelivered(Payload):
 
     service_type: ServiceType
     provider_agency_id: UUID
-    delivered_on: date
+    delivered_on: Day
     outcome: ServiceOutcome
     notes: Annotated[LongText | None, IDENTIFYING_PSYCHOSOCIAL] = None
 
@@ -508,7 +527,7 @@ class InterviewConducted(Payload):
         }
     )
 
-    interview_date: date
+    interview_date: Day
     conducted_by: ShortText
     through_social_worker: ShortText
     recording_reference: Annotated[ShortText | None, INVESTIGATION] = None
@@ -546,8 +565,8 @@ class ExploitationEpisodeRecorded(Payload):
     phase: EpisodePhase
     place: ShortText
     country: CountryCode | None = None
-    start_date: date | None = None
-    end_date: date | None = None
+    start_date: Day | None = None
+    end_date: Day | None = None
     exploitation_types: Annotated[list[ExploitationType], Field(max_length=FEW)] = []
     means_of_control: Annotated[list[MeansOfControl], Field(max_length=FEW)] = []
     recruiter_relation: RecruiterRelation = RecruiterRelation.UNKNOWN

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from api import problems
 from api.context import PrincipalDep, ServicesDep
 from api.schemas import BreakGlassReview
 from projections.access_log import list_access
@@ -14,7 +15,12 @@ from referral_core.errors import PermissionDeniedError
 from referral_core.policy import Principal
 from referral_core.vocab import AgencyKind
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(
+    prefix="/audit",
+    tags=["audit"],
+    responses=problems.responses(*problems.COMMON, 404, 415),
+    dependencies=[Depends(problems.require_json)],
+)
 
 
 def _auditor(principal: Principal) -> None:

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID, uuid4, uuid5
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
+from api import problems
 from api.context import PrincipalDep, Services, ServicesDep
 from api.erasure import is_erased
 from api.problems import Problem
@@ -31,17 +32,30 @@ from projections.verification import verify_case
 from referral_core.access import AccessRecord
 from referral_core.application import AppendResult
 from referral_core.case import Case
+from referral_core.case_events import CATALOG
 from referral_core.case_view import VisibleEvent, summary, visible_history
 from referral_core.envelope import Actor, Envelope
 from referral_core.errors import CaseNotFoundError, PermissionDeniedError
 from referral_core.policy import Access, Principal, Relation, access_of, check_append
 from referral_core.vocab import AgencyKind, CaseStage, Role
 
-router = APIRouter(tags=["cases"])
+router = APIRouter(
+    tags=["cases"],
+    responses=problems.responses(*problems.COMMON, 404, 409, 412, 415, 428, 504),
+    dependencies=[Depends(problems.require_json)],
+)
 IDEMPOTENCY_NAMESPACE = UUID("3f6d8a0e-2b4c-4e1a-9c7d-5b8e0f1a2c3d")
 ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,10})"?\s*$')
 MAX_PURPOSE = 200
+# Log positions are 64-bit in both stores; a larger one can only be a mistake.
+MAX_POSITION = 2**63 - 1
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 OPENING_TYPES = frozenset({"ChildIdentified", "ContactReceived"})
+
+
+def _known(submission: EventSubmission) -> None:
+    if submission.type not in CATALOG:
+        raise Problem(422, "unknown-event-type", "No event type has that name")
 
 
 def _request_id(request: Request) -> str:
@@ -136,8 +150,10 @@ def record_read(
     request: Request,
 ) -> None:
     """Record a read of identifying data (always for auditors and break-glass)."""
-    if purpose is not None and len(purpose) > MAX_PURPOSE:
-        raise Problem(422, "invalid-purpose", "X-Purpose has at most 200 characters")
+    if purpose is not None and (len(purpose) > MAX_PURPOSE or CONTROL.search(purpose)):
+        raise Problem(
+            422, "invalid-purpose", "X-Purpose has at most 200 characters, none of them control"
+        )
     services.app.save(
         AccessRecord(
             user_id=principal.user_id,
@@ -176,7 +192,7 @@ def open_case(
     principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> AppendAccepted:
-    if submission.type not in OPENING_TYPES:
+    if submission.type not in OPENING_TYPES:  # an unknown type included
         raise Problem(422, "case-opening", "A case opens with ChildIdentified or ContactReceived")
     check_append(principal, submission.type, None)
     event_id = _event_id(submission, principal, idempotency_key)
@@ -198,10 +214,11 @@ def get_cases(
     stage: CaseStage | None = None,
     agency: Annotated[UUID | None, Query(description="Lead agency")] = None,
     updated_since: datetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
+    cursor: Annotated[str | None, Query(max_length=18, pattern=r"^\d{1,18}$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     min_position: Annotated[
-        int | None, Query(ge=0, description="Wait until the read models reach this position")
+        int | None,
+        Query(ge=0, le=MAX_POSITION, description="Wait until the read models reach this position"),
     ] = None,
 ) -> CaseList:
     wait_for_position(services, min_position)
@@ -276,6 +293,7 @@ def append_event(
     if_match: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> AppendAccepted:
+    _known(submission)
     expected = _expected_version(if_match)
     case, access = load_visible_case(services, principal, case_id, for_append=True)
     check_append(principal, submission.type, access)

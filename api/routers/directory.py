@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api import problems
 from api.context import PrincipalDep, ServicesDep
 
-router = APIRouter(tags=["directory"])
+router = APIRouter(tags=["directory"], responses=problems.responses(*problems.COMMON))
 
 
 @router.get("/me", summary="The caller: user, agency and role")

@@ -20,8 +20,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from api import problems
 from api.context import PrincipalDep, Services, ServicesDep
-from api.routers.cases import wait_for_position
+from api.routers.cases import MAX_POSITION, wait_for_position
 from projections.work_common import parsed_time, stored_time
 from projections.work_inboxes import (
     ReferralRow,
@@ -43,10 +44,11 @@ from referral_core.errors import PermissionDeniedError
 from referral_core.policy import Principal
 from referral_core.vocab import AgencyKind
 
-router = APIRouter(tags=["work"])
+router = APIRouter(tags=["work"], responses=problems.responses(*problems.COMMON, 504))
 
 MinPosition = Annotated[
-    int | None, Query(ge=0, description="Wait until the read models reach this log position")
+    int | None,
+    Query(ge=0, le=MAX_POSITION, description="Wait until the read models reach this log position"),
 ]
 
 

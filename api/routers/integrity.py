@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
+from api import problems
 from api.context import PrincipalDep, ServicesDep
 from api.erasure import erase_case
 from api.keys import verifying_key
@@ -22,7 +23,11 @@ from referral_core.errors import PermissionDeniedError
 from referral_core.policy import check_erase
 from referral_core.vocab import AgencyKind
 
-router = APIRouter(tags=["integrity"])
+router = APIRouter(
+    tags=["integrity"],
+    responses=problems.responses(*problems.COMMON, 404, 409, 415),
+    dependencies=[Depends(problems.require_json)],
+)
 VERIFY_WAIT_SECONDS = 2.0
 
 

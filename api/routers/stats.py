@@ -25,9 +25,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from api import problems
 from api.context import PrincipalDep, ServicesDep
 from api.problems import Problem
-from api.routers.cases import wait_for_position
+from api.routers.cases import MAX_POSITION, wait_for_position
 from projections.statistics import (
     CASE_DIMENSIONS,
     CONTACT_DIMENSIONS,
@@ -42,7 +43,7 @@ from referral_core.errors import PermissionDeniedError
 from referral_core.policy import Principal
 from referral_core.vocab import AgencyKind
 
-router = APIRouter(tags=["statistics"])
+router = APIRouter(tags=["statistics"], responses=problems.responses(*problems.COMMON, 504))
 
 K = AgencyKind
 STATS_READERS = frozenset({K.MINISTRY, K.COORDINATOR, K.AUDITOR})
@@ -71,7 +72,8 @@ Format = Annotated[
     Query(alias="format", description="csv, or Accept: text/csv; JSON by default"),
 ]
 MinPosition = Annotated[
-    int | None, Query(ge=0, description="Wait until the read models reach this position")
+    int | None,
+    Query(ge=0, le=MAX_POSITION, description="Wait until the read models reach this position"),
 ]
 
 

@@ -164,3 +164,19 @@ def test_voiding_and_correcting_on_a_copy_leaves_the_cached_records_alone(
     after = app.get_case(case_id)
     assert after.entries[served]["voided"] is True
     assert after.effective[opening]["payload"]["age_years"] == 12
+
+
+def test_the_api_setting_sizes_the_cache(database_url: str, clock: MovableClock) -> None:
+    from api.app import build_services
+    from api.settings import Settings
+
+    services = build_services(Settings(database_url=database_url, case_cache_size=1), clock=clock)
+    try:
+        app = services.app
+        first, second = _open(app), _open(app)
+        app.get_case(first)
+        app.get_case(second)
+        assert len(app.case_cache) == 1
+    finally:
+        services.db.close()
+        app.close()

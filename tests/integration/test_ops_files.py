@@ -37,8 +37,8 @@ UNITS = {
     "referral-projections.service": cli.cmd_projections_run,
 }
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 -- what a container's API must listen on
-PLANNED_COMMANDS = {"export", "import"}
-"""Named in the runbook as planned (issue 6), not in the CLI yet."""
+PLANNED_COMMANDS: set[str] = set()
+"""Named in the runbook as planned, not in the CLI yet (none: export and import landed)."""
 
 
 # -- the CLI -------------------------------------------------------------------------------------

@@ -19,23 +19,32 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
+from adapters.auth import issue_token
 from adapters.store import build_application
+from api.app import create_app
+from api.settings import Settings
 from projections.case_index import ALL_AGENCIES, list_cases
 from projections.db import PostgresDatabase, SqliteDatabase, open_database
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner, rebuild
+from projections.statistics import count_cases
 from projections.verification import verify_log
+from projections.work_inboxes import referrals_to_answer, reports_to_acknowledge
+from projections.work_summary import deadlines_of, open_cases
 from referral_core import synthetic
 from referral_core.application import AppendResult, ReferralApplication
 from referral_core.synthetic import SyntheticEvent
+from referral_core.vocab import Role
 from tests.support import postgres
-from tests.support.builders import NOW, MovableClock
+from tests.support.builders import NOW, MovableClock, example
 from tests.support.readmodels import table_rows
 from tests.support.replication import (
     ReplicatedPair,
@@ -46,6 +55,7 @@ from tests.support.replication import (
 pytestmark = pytest.mark.postgres
 
 SCHEMA = "referral"
+TOKEN_ACTOR = {"user_id": "test-replication", "agency_id": "system", "role": "admin"}
 
 
 @dataclass(frozen=True)
@@ -168,19 +178,90 @@ def test_standby_serves_every_acknowledged_event_and_the_read_models(
             assert table_rows(standby_db, projection) == table_rows(primary_db, projection)
         assert _positions(standby_db) == _positions(primary_db)
 
-        # The query behind GET /cases answers the same on either node.
-        lead = primary.get_case(acks[0].case_id).lead_agency_id
+        # The queries behind GET /cases, GET /inbox and GET /stats answer the same on the
+        # standby as on the primary, in the standby's read-only transactions.
+        lead = str(primary.get_case(acks[0].case_id).lead_agency_id)
         for agency in (ALL_AGENCIES, lead):
-            with primary_db.transaction() as ptx, standby_db.transaction() as stx:
-                on_primary = list_cases(ptx, agency_id=agency, limit=200)
-                on_standby = list_cases(stx, agency_id=agency, limit=200)
+            on_primary, on_standby = (
+                _read_endpoint_queries(db, agency) for db in (primary_db, standby_db)
+            )
             assert on_standby == on_primary
-            assert on_standby
+            assert on_standby["cases"]
+        leads = {str(primary.get_case(a.case_id).lead_agency_id) for a in acks}
+        inboxes = [_read_endpoint_queries(standby_db, agency) for agency in sorted(leads)]
+        assert any(inbox["open_cases"] or inbox["deadlines"] for inbox in inboxes)
+        assert sum(inboxes[0]["stats"].values()) > 0
+
+        # An API node on the standby serves the read endpoints and refuses what would write.
+        _api_on_standby_serves_reads(pair, primary, acks)
     finally:
         primary_db.close()
         standby_db.close()
         standby.close()
         primary.close()
+
+
+def _tokens(app: ReferralApplication, agencies: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for agency_id in agencies:
+        agency = synthetic.demo_agency_by_id(agency_id)
+        assert agency is not None
+        _id, token = issue_token(
+            app, agency.user(Role.CASEWORKER).user_id, ttl=timedelta(days=1), actor=TOKEN_ACTOR
+        )
+        found[agency_id] = token
+    return found
+
+
+def _api_on_standby_serves_reads(
+    pair: ReplicatedPair, primary: ReferralApplication, acks: list[Ack]
+) -> None:
+    case_id = next(a.case_id for a in acks if not primary.get_case(a.case_id).closed)
+    lead = str(primary.get_case(case_id).lead_agency_id)
+    token_of = _tokens(primary, [lead])
+    pair.wait_replayed()
+    settings = Settings(
+        database_url=pair.standby.url(SCHEMA),
+        create_tables=False,
+        run_projections=False,
+    )
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {token_of[lead]}"
+        listed = client.get("/cases")
+        assert listed.status_code == 200, listed.text
+        assert str(case_id) in {item["case_id"] for item in listed.json()["items"]}
+        assert client.get("/inbox").status_code == 200
+        shown = client.get(f"/cases/{case_id}")
+        assert shown.status_code == 200, shown.text
+        # Reading the history records an access, and appending writes: the standby refuses
+        # both, as a problem naming the primary, never a 500.
+        for response in (
+            client.get(f"/cases/{case_id}/events"),
+            client.post(
+                f"/cases/{case_id}/events",
+                json={
+                    "type": "ServiceDelivered",
+                    "payload": example("ServiceDelivered", provider_agency_id=lead),
+                    "occurred_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+                },
+                headers={"If-Match": shown.headers["ETag"]},
+            ),
+        ):
+            assert response.status_code == 503, response.text
+            assert response.json()["type"].endswith(":read-only-node")
+
+
+def _read_endpoint_queries(db: SqliteDatabase | PostgresDatabase, agency: str) -> dict[str, Any]:
+    """What the read endpoints query for one agency, in one transaction of this node."""
+    with db.transaction() as tx:
+        return {
+            "cases": list_cases(tx, agency_id=agency, limit=200),
+            "open_cases": open_cases(tx, agency, 200),
+            "deadlines": deadlines_of(tx, agency, 200),
+            "reports": reports_to_acknowledge(tx, agency, 200),
+            "referrals": referrals_to_answer(tx, agency, 200),
+            "stats": count_cases(tx, ["month", "sex"]),
+        }
 
 
 def _positions(db: SqliteDatabase | PostgresDatabase) -> list[tuple[Any, ...]]:
@@ -296,3 +377,43 @@ def _wait_until(condition: Any, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def _start_at_once(url: str, nodes: int) -> list[BaseException]:
+    """`nodes` applications built at the same moment on one fresh schema; what they raised."""
+    barrier = threading.Barrier(nodes)
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            app = build_application(url)
+            db = open_database(url)
+            try:
+                ProjectionRunner(app, db, all_projections())  # creates the read models' tables
+            finally:
+                db.close()
+                app.close()
+        except Exception as exc:  # noqa: BLE001 -- collected, asserted by the test
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(nodes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return failures
+
+
+def test_nodes_starting_at_once_on_an_empty_schema_all_start(postgres_url: str) -> None:
+    """Each node creates the store's and the read models' tables on first start; they take
+    turns (advisory locks per schema), where concurrent DDL failed with a duplicate key in
+    `pg_type` or "tuple concurrently updated"."""
+    for attempt in range(3):
+        schema = f"t_first_{attempt}_{threading.get_ident() % 10_000}"
+        postgres.create_schema(postgres_url, schema)
+        try:
+            failures = _start_at_once(f"{postgres_url}?schema={schema}", nodes=4)
+        finally:
+            postgres.drop_schema(postgres_url, schema)
+        assert not failures, [repr(f)[:200] for f in failures]

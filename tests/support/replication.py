@@ -28,11 +28,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from unittest.mock import patch
 
 import psycopg
 
-from adapters.crypto.keystore import PostgresKeyStore
 from adapters.store import ProtectedApplication, build_application
 from referral_core.clock import Clock, utc_now
 
@@ -230,7 +228,7 @@ class ReplicatedPair:
             time.sleep(0.1)
 
 
-def _start_primary(primary: Cluster) -> None:
+def _start_primary(primary: Cluster, *, synchronous: bool = True) -> None:
     _as_postgres(
         [
             str(primary.bindir / "initdb"),
@@ -247,8 +245,11 @@ def _start_primary(primary: Cluster) -> None:
     hba.write_text(PG_HBA, encoding="utf-8")
     _chown(hba)
     conf = primary.data / "postgresql.conf"
+    settings = PRIMARY_SETTINGS
+    if not synchronous:  # no standby will ever answer: commit locally
+        settings = settings.replace("synchronous_commit = remote_apply", "synchronous_commit = on")
     with conf.open("a", encoding="utf-8") as handle:
-        handle.write(PRIMARY_SETTINGS)
+        handle.write(settings)
     primary.start()
     primary.execute(f"CREATE ROLE {REPLICATION_USER} WITH REPLICATION LOGIN")
 
@@ -300,21 +301,30 @@ def replicated_pair(bindir: Path) -> Iterator[ReplicatedPair]:
         yield pair
 
 
+@contextmanager
+def standalone_cluster(bindir: Path) -> Iterator[Cluster]:
+    """One throwaway cluster that a test may stop, crash and start again (`Cluster.start`).
+
+    Initialised like the primary of the pair (loopback only, trust) without a standby; stopped
+    and its directory removed at the end, whatever happened.
+    """
+    bindir = (bindir / "pg_ctl").resolve().parent
+    root = Path(tempfile.mkdtemp(prefix="referral-pg-"))
+    _chown(root)
+    with ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, root, ignore_errors=True)
+        cluster = Cluster("single", bindir, root, free_port())
+        cleanup.callback(cluster.stop, "immediate")
+        _start_primary(cluster, synchronous=False)
+        yield cluster
+
+
 def read_only_application(database_url: str, *, clock: Clock = utc_now) -> ProtectedApplication:
     """The application on a hot standby, for reads: built without creating any table.
 
     `build_application` creates its tables on start (`CREATE TABLE IF NOT EXISTS`, which a hot
-    standby refuses even when the table exists): eventsourcing's recorders unless CREATE_TABLE
-    is off, and the case-key store always. Until `adapters.store` has a read-only mode, this
-    turns both off for the construction only. The tables must already exist (created on the
-    primary, replicated).
+    standby refuses even when the table exists) unless `create_tables` is off (as with
+    REFERRAL_CREATE_TABLES=false). The tables must already exist (created on the primary,
+    replicated).
     """
-
-    def no_table(_store: PostgresKeyStore) -> None:
-        return None
-
-    with (
-        patch.dict(os.environ, {"CREATE_TABLE": "n"}),
-        patch.object(PostgresKeyStore, "create_table", no_table),
-    ):
-        return build_application(database_url, clock=clock)
+    return build_application(database_url, clock=clock, create_tables=False)
