@@ -67,10 +67,7 @@ class AccessLog(Projection):
 def list_access(
     tx: Tx, *, case_id: str | None, user_id: str | None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    sql = (
-        "SELECT position, recorded_at, user_id, agency_id, role, case_id, what, purpose, "
-        "break_glass, correlation_id FROM access_log WHERE 1 = 1"
-    )
+    sql = f"SELECT {', '.join(ACCESS_COLUMNS)} FROM access_log WHERE 1 = 1"
     params: list[Any] = []
     if case_id is not None:
         sql += " AND case_id = ?"
@@ -80,20 +77,10 @@ def list_access(
         params.append(user_id)
     sql += " ORDER BY position DESC LIMIT ?"
     params.append(limit)
-    keys = (
-        "position",
-        "recorded_at",
-        "user_id",
-        "agency_id",
-        "role",
-        "case_id",
-        "what",
-        "purpose",
-        "break_glass",
-        "correlation_id",
-    )
     rows = tx.fetchall(sql, params)
-    return [dict(zip(keys, row, strict=True)) | {"break_glass": bool(row[8])} for row in rows]
+    return [
+        dict(zip(ACCESS_COLUMNS, row, strict=True)) | {"break_glass": bool(row[8])} for row in rows
+    ]
 
 
 __all__ = ["AccessLog", "AccessRecord", "list_access"]

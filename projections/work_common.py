@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, overload
 
-from projections.base import Change
-from referral_core.case import Case, CaseEvent, age_on
+from referral_core.case import Case, age_on
 from referral_core.deadlines import (
     RULES_BY_COUNTRY,
     CountryRules,
@@ -40,13 +39,6 @@ class WorkRules:
 
     def country_rules(self, case: Case) -> CountryRules:
         return rules_for(case.country, self.rules)
-
-
-def case_change(change: Change) -> tuple[Case, CaseEvent] | None:
-    """The case and its event, or None for a change that is not a case event."""
-    if change.case is None or change.case_event is None:
-        return None
-    return change.case, change.case_event
 
 
 @overload

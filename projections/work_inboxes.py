@@ -48,11 +48,6 @@ REFERRAL_COLUMNS = (
 )
 
 
-def _insert(table: str, columns: tuple[str, ...]) -> str:
-    marks = ", ".join("?" for _ in columns)
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-
-
 class LawEnforcementInbox(CaseRowsProjection):
     name = "le_inbox"
     tables: ClassVar[dict[str, str]] = {

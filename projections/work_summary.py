@@ -61,11 +61,6 @@ DEADLINE_COLUMNS = (
 )
 
 
-def _insert(table: str, columns: tuple[str, ...]) -> str:
-    marks = ", ".join("?" for _ in columns)
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-
-
 def as_principal(agency_id: str) -> Principal:
     """An agency as policy sees it here; no agency kind changes what these rows hold."""
     return Principal("work", agency_id, AgencyKind.NGO, Role.CASEWORKER)
