@@ -7,7 +7,9 @@ Writing, per kind of event:
 * an access record: its free-text `purpose` is sealed under the key of the case it concerns
   (after that case's erasure the purpose is not kept at all);
 * a snapshot of a case: the whole transcoded state is sealed under the case key,
-  `b"RFS1" || nonce || AES-GCM(state)`, because the case state holds the birth date;
+  `b"RFS2" || nonce || AES-GCM(state)`, because the case state holds the birth date; its
+  per-event entries are stored as columns (`snapshot_layout`), a third of the bytes. Snapshots
+  sealed earlier as `RFS1` (entries as rows) still open;
 * anything else (the directory: staff, not children): plain JSON, as eventsourcing writes it.
 
 Reading strips the chain header the recorder added (`adapters.integrity.chain`) and opens what
@@ -33,7 +35,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
-from adapters.crypto import fields
+from adapters.crypto import fields, snapshot_layout
 from adapters.crypto.keyring import CaseKeyDestroyedError, CaseKeyError, Keyring
 from adapters.crypto.opened import OpenedPayloads
 from adapters.integrity.chain import HEADER_SIZE, MAGIC
@@ -42,7 +44,13 @@ from referral_core.case import CASE_TOPIC, CaseEvent
 
 ERASED = "erased"
 """The attribute set to True on every event read back from an erased case."""
-SEALED_SNAPSHOT = b"RFS1"
+SEALED_SNAPSHOT = b"RFS2"
+"""A sealed case snapshot whose entries are packed in columns."""
+SEALED_ROW_SNAPSHOT = b"RFS1"
+"""A sealed case snapshot of the first layout (entries as rows); read, no longer written."""
+PACKED_SNAPSHOT_PATH = "*packed"
+ROW_SNAPSHOT_PATH = "*"
+"""The associated data of each layout differ, so one cannot be passed off as the other."""
 PURPOSE = "purpose"
 
 
@@ -67,14 +75,29 @@ class CaseKeyMapper(Mapper[UUID]):
         if topic == ACCESS_RECORDED_TOPIC:
             return self._stored(domain_event, topic, self._seal_purpose)
         if isinstance(domain_event, Snapshot) and domain_event.topic == CASE_TOPIC:
-            stored = super().to_stored_event(domain_event)
-            return StoredEvent(
-                originator_id=stored.originator_id,
-                originator_version=stored.originator_version,
-                topic=stored.topic,
-                state=self._seal_snapshot(stored),
-            )
+            return self._sealed_snapshot(domain_event, topic)
         return super().to_stored_event(domain_event)
+
+    def _sealed_snapshot(self, snapshot: Snapshot, topic: str) -> StoredEvent:
+        state = dict(vars(snapshot))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(type(snapshot), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        state["state"] = snapshot_layout.packed_state(state["state"])
+        aead = self.keyring.for_writing(originator_id)
+        if aead is None:
+            raise CaseKeyDestroyedError("the case is erased: it is not snapshotted")
+        nonce = fields.nonces.take()
+        ad = _snapshot_place(originator_id, originator_version).ad(PACKED_SNAPSHOT_PATH)
+        sealed = aead.encrypt(nonce, self.transcoder.encode(state), ad)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=topic,
+            state=SEALED_SNAPSHOT + nonce + sealed,
+        )
 
     def _stored(self, domain_event: Any, topic: str, seal: Any) -> StoredEvent:
         state = dict(vars(domain_event))
@@ -118,14 +141,6 @@ class CaseKeyMapper(Mapper[UUID]):
         place = fields.Place(str(state["case_id"]), str(record_id), version, event_type)
         state[PURPOSE] = fields.seal(aead, state[PURPOSE], place, PURPOSE)
 
-    def _seal_snapshot(self, stored: StoredEvent) -> bytes:
-        aead = self.keyring.for_writing(stored.originator_id)
-        if aead is None:
-            raise CaseKeyDestroyedError("the case is erased: it is not snapshotted")
-        nonce = fields.nonces.take()
-        ad = _snapshot_place(stored).ad("*")
-        return SEALED_SNAPSHOT + nonce + aead.encrypt(nonce, stored.state, ad)
-
     # -- reading -----------------------------------------------------------------------------
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
@@ -133,6 +148,11 @@ class CaseKeyMapper(Mapper[UUID]):
         if state.startswith(MAGIC) and len(state) >= HEADER_SIZE:
             state = state[HEADER_SIZE:]
         elif state.startswith(SEALED_SNAPSHOT):
+            snapshot: DomainEventProtocol[UUID] = self._decode(
+                stored_event, self._open_snapshot(stored_event, state), packed=True
+            )
+            return snapshot
+        elif state.startswith(SEALED_ROW_SNAPSHOT):
             state = self._open_snapshot(stored_event, state)
         event: DomainEventProtocol[UUID] = self._decode(stored_event, state)
         if isinstance(event, CaseEvent):
@@ -141,15 +161,18 @@ class CaseKeyMapper(Mapper[UUID]):
             self._open_purpose(event)
         return event
 
-    def _decode(self, stored: StoredEvent, state: bytes) -> Any:
+    def _decode(self, stored: StoredEvent, state: bytes, *, packed: bool = False) -> Any:
         """eventsourcing's `Mapper.to_domain_event` (9.5) of `state` in place of `stored.state`.
 
         Written out rather than called with a copied StoredEvent: a case load decodes dozens
-        of events, and the copy was a measurable part of each.
+        of events, and the copy was a measurable part of each. `packed`: the state is a case
+        snapshot's, whose entries are stored in columns.
         """
         cls = resolve_topic(stored.topic)
         try:
             event_state: dict[str, Any] = self.transcoder.decode(state)
+            if packed:
+                snapshot_layout.unpacked_state(event_state["state"])
         except Exception as exc:
             raise MapperDeserialisationError(
                 f"Failed to deserialise state of stored event with topic '{stored.topic}', "
@@ -222,14 +245,17 @@ class CaseKeyMapper(Mapper[UUID]):
         _exists, aead = self.keyring.for_reading(stored.originator_id)
         if aead is None:
             raise CaseKeyError("a snapshot of an erased case cannot be read")
-        nonce = state[len(SEALED_SNAPSHOT) : len(SEALED_SNAPSHOT) + fields.NONCE_SIZE]
-        sealed = state[len(SEALED_SNAPSHOT) + fields.NONCE_SIZE :]
+        start = len(SEALED_SNAPSHOT)  # both layouts have four-byte marks
+        nonce = state[start : start + fields.NONCE_SIZE]
+        sealed = state[start + fields.NONCE_SIZE :]
+        place = _snapshot_place(stored.originator_id, stored.originator_version)
+        path = PACKED_SNAPSHOT_PATH if state.startswith(SEALED_SNAPSHOT) else ROW_SNAPSHOT_PATH
         try:
-            return aead.decrypt(nonce, sealed, _snapshot_place(stored).ad("*"))
+            return aead.decrypt(nonce, sealed, place.ad(path))
         except InvalidTag:
             raise CaseKeyError("a case snapshot does not open") from None
 
 
-def _snapshot_place(stored: StoredEvent) -> fields.Place:
-    case = str(stored.originator_id)
-    return fields.Place(case, case, stored.originator_version, "Snapshot")
+def _snapshot_place(case_id: UUID | str, version: int) -> fields.Place:
+    case = str(case_id)
+    return fields.Place(case, case, version, "Snapshot")
