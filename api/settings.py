@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     """The issuer's JWKS (https://… or file://…)."""
     run_projections: bool = True
     """Run the read models inside the API process (the embedded mode)."""
-    projection_batch_size: int = Field(default=500, ge=1, le=100_000)
-    """How many log entries a read-model batch applies in one transaction."""
+    projection_batch_size: int | None = Field(default=None, ge=1, le=100_000)
+    """How many log entries a read-model batch applies in one transaction; unset: 2,000 on
+    PostgreSQL, 500 on SQLite (where a batch holds the one write lock against appends)."""
     read_wait_seconds: float = Field(default=5.0, ge=0, le=60)
     """How long a read may wait for the read models to reach a given log position."""
     stats_threshold: int = Field(default=5, ge=2, le=1000)

@@ -73,7 +73,7 @@ from bench.common import (
 from bench.http import Server, free_port, stop_server, wait_ready
 from projections.db import open_database
 from projections.registry import all_projections
-from projections.runner import DEFAULT_BATCH, ProjectionRunner
+from projections.runner import POSTGRES_BATCH, ProjectionRunner
 from referral_core.application import ReferralApplication
 from referral_core.case import Case
 from referral_core.clock import utc_now
@@ -263,7 +263,7 @@ def timed_read(database_url: str, *, decode: bool) -> tuple[int, float]:
     app = build_application(database_url)
     try:
         began = time.perf_counter()
-        count = read_log(app, DEFAULT_BATCH, decode=decode)
+        count = read_log(app, POSTGRES_BATCH, decode=decode)
         return count, time.perf_counter() - began
     finally:
         app.close()
@@ -276,7 +276,7 @@ def timed_rebuild(database_url: str) -> tuple[int, float]:
     try:
         projections = configured(all_projections(), ApiSettings(database_url=database_url))
         began = time.perf_counter()
-        runner = ProjectionRunner(app, db, projections, batch_size=DEFAULT_BATCH)
+        runner = ProjectionRunner(app, db, projections)
         count = runner.catch_up()
         return count, time.perf_counter() - began
     finally:
@@ -289,7 +289,7 @@ def catch_up(database_url: str) -> None:
     db = open_database(database_url)
     try:
         projections = configured(all_projections(), ApiSettings(database_url=database_url))
-        ProjectionRunner(app, db, projections, batch_size=DEFAULT_BATCH).catch_up()
+        ProjectionRunner(app, db, projections).catch_up()
     finally:
         db.close()
         app.close()
@@ -784,8 +784,9 @@ def tables(results: Results, sizes: Sizes) -> list[Table]:
             ]
         )
         table.notes.append(
-            f"raw: recorder.select_notifications, pages of {DEFAULT_BATCH} (the runner's batch); "
-            "+decode: app.mapper.to_domain_event on each row (unsealing; a fresh key cache, "
+            f"raw: recorder.select_notifications, pages of {POSTGRES_BATCH:,} "
+            "(the runner's batch on PostgreSQL); +decode: app.mapper.to_domain_event on each "
+            "row (unsealing; a fresh key cache, "
             "each page's keys read at once)."
         )
         table.notes.append(

@@ -37,6 +37,9 @@ class Change:
     case: Case | None
     notification: Notification | None = None
     """The stored event as it is in the log (topic, ids, the stored bytes)."""
+    opened_at: int | None = None
+    """The position of the case's first event when the batch handed to the read model holds it
+    (so the read model has no rows of the case from earlier batches), else None."""
 
     @property
     def case_event(self) -> CaseEvent | None:
@@ -123,8 +126,9 @@ class CaseRowsProjection(Projection):
 
     Subclasses say which tables hold rows keyed by `case_id` and with which columns
     (`case_columns`), and compute a case's rows (`case_rows`); a batch deletes the rows of all
-    its cases in a few statements and inserts the new ones with one `executemany` per table.
-    Changes that are not case events go to `handle_other`.
+    its cases in a few statements (none for a case the batch opened: it has no rows yet) and
+    inserts the new ones with one `insert_rows` per table. Changes that are not case events go
+    to `handle_other`.
     """
 
     keyed_by_case = True
@@ -149,11 +153,10 @@ class CaseRowsProjection(Projection):
             if case is None or event is None:
                 self.handle_other(tx, change, suffix)
                 continue
-            case_ids.append(str(case.id))
+            if change.opened_at is None:
+                case_ids.append(str(case.id))
             for table, rows in self.case_rows(case, event, change.position).items():
                 inserts[table].extend(rows)
-        if not case_ids:
-            return
         for table in self.case_columns:
             for start in range(0, len(case_ids), CASE_ID_CHUNK):
                 chunk = case_ids[start : start + CASE_ID_CHUNK]

@@ -426,7 +426,7 @@ def redact(event_type: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` with each sensitive text the fold does not read replaced by `REDACTED`."""
     hidden = sensitive_fields(event_type) - FOLD_READS_SENSITIVE
     return {
-        key: REDACTED if key in hidden and value is not None else copy.deepcopy(value)
+        key: REDACTED if key in hidden and value is not None else _copy_plain(value)
         for key, value in values.items()
     }
 

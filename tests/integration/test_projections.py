@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import ClassVar
 
@@ -12,7 +12,7 @@ import pytest
 from projections.base import Change, Projection
 from projections.db import PostgresDatabase, SqliteDatabase, Tx, open_database
 from projections.registry import all_projections, by_names
-from projections.runner import ProjectionRunner, rebuild
+from projections.runner import ProjectionRunner, _after, rebuild
 from referral_core import synthetic
 from referral_core.application import ReferralApplication
 from tests.support.builders import NOW
@@ -125,3 +125,50 @@ def test_unknown_read_model_names_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown read model"):
         by_names(["case_index", "nope"])
     assert [p.name for p in by_names(None)] == [p.name for p in all_projections()]
+
+
+class Recording(Projection):
+    """Keeps the changes each batch hands it (a keyed read model writes nothing here)."""
+
+    name = "recording"
+    tables: ClassVar[dict[str, str]] = {}
+    keyed_by_case = True
+
+    def __init__(self) -> None:
+        self.batches: list[list[Change]] = []
+
+    def handle_batch(self, tx: Tx, changes: Sequence[Change], suffix: str = "") -> None:
+        self.batches.append(list(changes))
+
+    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
+        raise AssertionError("batches only")
+
+
+def test_a_keyed_read_model_learns_which_cases_its_batch_opened(
+    app: ReferralApplication, db: SqliteDatabase | PostgresDatabase
+) -> None:
+    synthetic.seed_directory(app)
+    directory_events = app.recorder.max_notification_id() or 0
+    synthetic.generate_cases(app, cases=1, seed=3, now=NOW - timedelta(minutes=1))
+    case_events = (app.recorder.max_notification_id() or 0) - directory_events
+    assert case_events >= 3
+    recording = Recording()
+    # the first batch ends one event into the case; the second holds the rest of it
+    runner = ProjectionRunner(app, db, [recording], batch_size=directory_events + 1)
+    assert runner.run_once() == directory_events + 1
+    runner.batch_size = 10_000
+    assert runner.run_once() == case_events - 1
+    first, second = ([c for c in batch if c.case_event] for batch in recording.batches)
+    assert [(c.case_event.originator_version, c.opened_at) for c in first if c.case_event] == [
+        (1, directory_events + 1)
+    ]
+    assert [(c.case_event.originator_version, c.opened_at) for c in second if c.case_event] == [
+        (case_events, None)
+    ]
+
+
+def test_a_read_model_ahead_of_the_batch_start_is_not_told_it_opened_a_case_it_has() -> None:
+    opened = [Change(position, object(), None, None, opened_at=3) for position in (3, 4, 5)]
+    assert _after(opened, 2) is opened  # the whole batch is new to it
+    assert [(c.position, c.opened_at) for c in _after(opened, 3)] == [(4, None), (5, None)]
+    assert [(c.position, c.opened_at) for c in _after(opened, 0)] == [(3, 3), (4, 3), (5, 3)]
