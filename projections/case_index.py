@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from projections.base import CaseRowsProjection, Index
 from projections.db import Row, Tx
+from projections.work_common import case_memo
 from referral_core.case import Case, CaseEvent
 from referral_core.policy import Principal, access_of
 from referral_core.vocab import AgencyKind, Role
@@ -20,7 +21,11 @@ ALL_AGENCIES = "*"
 
 
 def agencies_with_access(case: Case) -> dict[str, list[str]]:
-    """Every agency with a relation to the case, and those relations."""
+    """Every agency with a relation to the case, and those relations (shared: not to change)."""
+    return case_memo.get("agencies_with_access", case, _agencies_with_access)
+
+
+def _agencies_with_access(case: Case) -> dict[str, list[str]]:
     candidates = {case.lead_agency_id, case.opened_by_agency_id}
     candidates.update(r["to_agency_id"] for r in case.referrals.values())
     candidates.update(r["unit_agency_id"] for r in case.reports.values())

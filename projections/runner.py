@@ -33,6 +33,13 @@ POSTGRES_BATCH = 2000
 rebuild spends less on the fixed statements of each batch (measured: 500 -> 2000, ~40% faster)."""
 
 
+CATCH_UP_BATCH = 20_000
+"""The most a PostgreSQL batch grows to while the runner is behind (each full batch doubles the
+next): a case touched by a batch has all its rows rewritten, so the fewer batches a long case
+spans, the less a catch-up or a rebuild writes (measured at 120,000 events: 2,000 -> 20,000
+rebuilt 1.7x faster). Live batches, a few events each, are not affected."""
+
+
 def default_batch(db: SqliteDatabase | PostgresDatabase) -> int:
     return POSTGRES_BATCH if isinstance(db, PostgresDatabase) else DEFAULT_BATCH
 
@@ -162,12 +169,16 @@ class ProjectionRunner:
         suffix: str = "",
         create_tables: bool = True,
     ) -> None:
-        """`batch_size` None: `default_batch` for the database. `create_tables` false: the
+        """`batch_size` None: `default_batch` for the database, growing while behind on
+        PostgreSQL (`CATCH_UP_BATCH`); a number: always that many. `create_tables` false: the
         tables exist already (a hot standby serving reads)."""
         self.app = app
         self.db = db
         self.projections = list(projections)
         self.batch_size = default_batch(db) if batch_size is None else batch_size
+        grows = batch_size is None and isinstance(db, PostgresDatabase)
+        self.largest_batch = max(self.batch_size, CATCH_UP_BATCH) if grows else self.batch_size
+        self.next_batch = self.batch_size
         self.suffix = suffix
         self.states = CaseStates(app)
         self.stats = {p.name: RunnerStats() for p in self.projections}
@@ -207,9 +218,13 @@ class ProjectionRunner:
         stored = read_positions(tx, [self.tracking_name(p) for p in self.projections])
         positions = {p.name: stored[self.tracking_name(p)] for p in self.projections}
         start = min(positions.values(), default=0)
+        limit = self.next_batch
         notifications = self.app.recorder.select_notifications(
-            start=start, limit=self.batch_size, inclusive_of_start=False
+            start=start, limit=limit, inclusive_of_start=False
         )
+        # Behind (a full batch): the next one is larger, up to `largest_batch`; else back down.
+        full = len(notifications) == limit
+        self.next_batch = min(2 * limit, self.largest_batch) if full else self.batch_size
         if not notifications:
             return 0
         self.app.expect_reads(

@@ -7,9 +7,10 @@ time in a row comes from the log (event times, dates in payloads), never from a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from datetime import UTC, date, datetime
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from referral_core.case import Case, age_on
 from referral_core.deadlines import (
@@ -28,6 +29,39 @@ ADULT_BAND = "18+"
 UNKNOWN_BAND = "unknown"
 
 
+T = TypeVar("T")
+
+
+class CaseMemo:
+    """What a pure function made of a case state, kept for the other read models of a batch.
+
+    Several read models derive the same things from the same case in one batch (its deadlines,
+    the agencies that may see it). A case state is named by its id, its version and whether it
+    is erased (erasure changes what a case reads as without a new event), so a result computed
+    for one read model serves the others. The most recent `size` results are kept; callers
+    must not change what they are given.
+    """
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._results: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, what: Hashable, case: Case, compute: Callable[[Case], T]) -> T:
+        key = (what, case.id, case.version, case.erased)
+        try:
+            result: T = self._results[key]
+        except KeyError:
+            result = compute(case)
+            self._results[key] = result
+            if len(self._results) > self.size:
+                self._results.popitem(last=False)
+        return result
+
+
+case_memo = CaseMemo()
+"""The process's memo: the runner's read models share it."""
+
+
 class WorkRules:
     """The rules table a work read model applies to each case's country."""
 
@@ -35,6 +69,10 @@ class WorkRules:
         self.rules: RulesTable = RULES_BY_COUNTRY if rules is None else rules
 
     def deadlines(self, case: Case) -> list[Deadline]:
+        """The case's deadlines under these rules (shared between read models: not to change)."""
+        return case_memo.get(("deadlines", id(self.rules)), case, self._deadlines)
+
+    def _deadlines(self, case: Case) -> list[Deadline]:
         return deadlines_for(case, rules_for(case.country, self.rules))
 
     def country_rules(self, case: Case) -> CountryRules:

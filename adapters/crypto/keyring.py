@@ -119,8 +119,13 @@ class Keyring:
         return True, self._remember(key, row)
 
     def preload(self, case_ids: Iterable[UUID | str]) -> None:
-        """Read the keys of these cases not cached yet in one go (a reader about to open them)."""
-        missing = {str(UUID(int=k)) for k in map(_case_key, case_ids) if self._cached(k) is None}
+        """Read the keys of these cases in one go (a reader about to open them): those not
+        cached, and those whose time in the cache is more than half over, so that none runs
+        out while the reader is still at work and is read again one at a time."""
+        margin = self.cache_seconds / 2
+        missing = {
+            str(UUID(int=k)) for k in map(_case_key, case_ids) if self._cached(k, margin) is None
+        }
         if not missing:
             return
         for row in self.store.get_many(sorted(missing)):
@@ -165,11 +170,12 @@ class Keyring:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _cached(self, key: int) -> tuple[float, AESGCM | None] | None:
+    def _cached(self, key: int, margin: float = 0.0) -> tuple[float, AESGCM | None] | None:
+        """The cached entry, if it stays valid `margin` seconds more."""
         entry = self._cache.get(key)  # a dict read is atomic: no lock on the hot path
         if entry is None:
             return None
-        if entry[0] < self._monotonic():
+        if entry[0] < self._monotonic() + margin:
             with self._lock:
                 self._cache.pop(key, None)
             return None

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import pytest
 
+from projections import runner as runner_module
 from projections.base import Change, Projection
 from projections.db import PostgresDatabase, SqliteDatabase, Tx, open_database
 from projections.registry import all_projections, by_names
@@ -156,7 +157,7 @@ def test_a_keyed_read_model_learns_which_cases_its_batch_opened(
     # the first batch ends one event into the case; the second holds the rest of it
     runner = ProjectionRunner(app, db, [recording], batch_size=directory_events + 1)
     assert runner.run_once() == directory_events + 1
-    runner.batch_size = 10_000
+    runner.next_batch = 10_000
     assert runner.run_once() == case_events - 1
     first, second = ([c for c in batch if c.case_event] for batch in recording.batches)
     assert [(c.case_event.originator_version, c.opened_at) for c in first if c.case_event] == [
@@ -172,3 +173,45 @@ def test_a_read_model_ahead_of_the_batch_start_is_not_told_it_opened_a_case_it_h
     assert _after(opened, 2) is opened  # the whole batch is new to it
     assert [(c.position, c.opened_at) for c in _after(opened, 3)] == [(4, None), (5, None)]
     assert [(c.position, c.opened_at) for c in _after(opened, 0)] == [(3, 3), (4, 3), (5, 3)]
+
+
+class Counting(Projection):
+    """Counts the changes of each batch (every change: not keyed by case)."""
+
+    name = "counting"
+    tables: ClassVar[dict[str, str]] = {}
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def handle_batch(self, tx: Tx, changes: Sequence[Change], suffix: str = "") -> None:
+        self.sizes.append(len(changes))
+
+    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
+        raise AssertionError("batches only")
+
+
+def test_batches_grow_while_behind_on_postgres_only_and_shrink_once_caught_up(
+    seeded: ReferralApplication,
+    db: SqliteDatabase | PostgresDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner_module, "POSTGRES_BATCH", 5)
+    monkeypatch.setattr(runner_module, "DEFAULT_BATCH", 5)
+    monkeypatch.setattr(runner_module, "CATCH_UP_BATCH", 20)
+    total = seeded.recorder.max_notification_id() or 0
+    assert total > 60
+    counting = Counting()
+    runner = ProjectionRunner(seeded, db, [counting])
+    assert runner.catch_up() == total
+    if isinstance(db, PostgresDatabase):
+        full = [5, 10, 20]
+        full += [20] * ((total - 35) // 20)
+        assert counting.sizes == [*full, total - sum(full)]
+    else:
+        assert counting.sizes == [5] * (total // 5) + ([total % 5] if total % 5 else [])
+    assert runner.next_batch == 5  # the last batch was not full
+    fixed = ProjectionRunner(seeded, db, [counting], batch_size=7, suffix="_fixed")
+    counting.sizes.clear()
+    fixed.catch_up()
+    assert set(counting.sizes[:-1]) == {7}

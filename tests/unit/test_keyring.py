@@ -243,6 +243,23 @@ def test_the_cache_keeps_keys_at_most_ten_seconds(app: ProtectedApplication) -> 
         Keyring(app.keyring.master_keys, cache_seconds=60)
 
 
+def test_a_preload_reads_again_the_keys_whose_cache_time_is_half_over(
+    app: ProtectedApplication,
+) -> None:
+    clock = [0.0]
+    ring = Keyring(app.keyring.master_keys, monotonic=lambda: clock[0])
+    ring.bind(app.keyring.store)
+    fresh, ageing = uuid4(), uuid4()
+    assert ring.for_writing(ageing) is not None
+    clock[0] += KEY_CACHE_SECONDS * 0.6
+    assert ring.for_writing(fresh) is not None
+    app.keyring.destroy(fresh)  # elsewhere: only a read of the store would see either
+    app.keyring.destroy(ageing)
+    ring.preload([fresh, ageing])
+    assert ring.for_reading(fresh)[1] is not None  # a fresh entry is kept
+    assert ring.for_reading(ageing) == (True, None)  # read again: destroyed meanwhile
+
+
 def test_rotation_rewraps_every_key_and_retires_the_old_master(
     url: str, keys: MasterKeys, tmp_path: Path
 ) -> None:
