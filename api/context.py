@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from adapters.auth import AuthenticationError, DirectoryView, PrincipalResolver
 from api.metrics import Metrics
 from api.settings import Settings
+from api.table_cache import TableCache
 from projections.db import PostgresDatabase, SqliteDatabase
 from projections.runner import ProjectionRunner
 from referral_core.application import ReferralApplication
@@ -27,6 +28,7 @@ class Services:
     resolver: PrincipalResolver
     directory: DirectoryView
     metrics: Metrics
+    tables: TableCache = field(default_factory=TableCache)
     stop: threading.Event = field(default_factory=threading.Event)
     worker: threading.Thread | None = None
 

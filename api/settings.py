@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     """How long a read may wait for the read models to reach a given log position."""
     stats_threshold: int = Field(default=5, ge=2, le=1000)
     """Published statistics suppress counts from 1 to this minus one (and their complements)."""
+    stats_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    """How long a counted statistics table is served again while the read models move on (0:
+    counted again as soon as they have); a reader asking for a newer position always gets one."""
     export_k: int = Field(default=11, ge=2, le=1000)
     """Every quasi-identifier combination of the CTDC export is shared by at least k records."""
     country_rules_file: Path | None = None

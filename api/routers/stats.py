@@ -12,27 +12,31 @@ Counts from 1 to `REFERRAL_STATS_THRESHOLD` - 1, and every count from which one 
 worked out by subtraction, are published as `null` with `"suppressed": true` (see
 `referral_core.disclosure`). Each cell and margin is an object of its dimension values (`"*"`
 where a margin adds that dimension up), `count` and `suppressed`; combinations not listed are 0.
-JSON by default; CSV with `Accept: text/csv` or `?format=csv`.
+JSON by default; CSV with `Accept: text/csv` or `?format=csv`. A JSON table says the read-model
+`position` it was counted at: tables are counted again once the read models move and a few
+seconds have passed, or at once for a reader asking for a newer position (`api.table_cache`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api import problems
-from api.context import PrincipalDep, ServicesDep
+from api.context import PrincipalDep, Services, ServicesDep
 from api.problems import Problem
 from api.routers.cases import MAX_POSITION, wait_for_position
 from projections.statistics import (
     CASE_DIMENSIONS,
     CONTACT_DIMENSIONS,
+    HotlineStatistics,
     MonthRange,
+    NationalStatistics,
     count_cases,
     count_contacts,
     export_sources,
@@ -112,6 +116,24 @@ def _months(start: str | None, end: str | None) -> MonthRange:
     return MonthRange(start, end)
 
 
+def _counted(
+    services: Services,
+    key: tuple[Any, ...],
+    read_model: str,
+    count: Callable[[], list[ProtectedItem]],
+    min_position: int | None,
+) -> tuple[list[ProtectedItem], int]:
+    """The protected table for `key`, counted now or recently (`api.table_cache`)."""
+    position = services.runner.positions().get(read_model, 0)
+    return services.tables.table(
+        key,
+        position=position,
+        seconds=services.settings.stats_cache_seconds,
+        count=count,
+        at_least=min_position,
+    )
+
+
 def _wants_csv(request: Request, fmt: str | None) -> bool:
     if fmt is not None:
         return fmt == "csv"
@@ -188,12 +210,17 @@ def national_statistics(
     dimensions = parse_dimensions(by, CASE_DIMENSIONS)
     months = _months(start, to)
     wait_for_position(services, min_position)
-    with services.db.transaction() as tx:
-        cells = count_cases(tx, dimensions, months)
     threshold = services.settings.stats_threshold
-    items = protect_table(cells, len(dimensions), threshold)
+
+    def count() -> list[ProtectedItem]:
+        with services.db.transaction() as tx:
+            cells = count_cases(tx, dimensions, months)
+        return protect_table(cells, len(dimensions), threshold)
+
+    key = (NationalStatistics.name, tuple(dimensions), start, to, threshold)
+    items, position = _counted(services, key, NationalStatistics.name, count, min_position)
     unit = "case-exploitation type pairs" if "exploitation_type" in dimensions else "cases"
-    meta = {"from": start, "to": to, "threshold": threshold, "unit": unit}
+    meta = {"from": start, "to": to, "threshold": threshold, "unit": unit, "position": position}
     return _table(request, fmt, dimensions, items, meta, "referral-stats.csv")
 
 
@@ -219,16 +246,23 @@ def hotline_statistics(
     months = _months(start, to)
     own = principal.agency_kind is AgencyKind.HOTLINE
     wait_for_position(services, min_position)
-    with services.db.transaction() as tx:
-        cells = count_contacts(tx, dimensions, months, principal.agency_id if own else None)
     threshold = services.settings.stats_threshold
-    items = protect_table(cells, len(dimensions), threshold)
+    scope = principal.agency_id if own else None
+
+    def count() -> list[ProtectedItem]:
+        with services.db.transaction() as tx:
+            cells = count_contacts(tx, dimensions, months, scope)
+        return protect_table(cells, len(dimensions), threshold)
+
+    key = (HotlineStatistics.name, tuple(dimensions), start, to, threshold, scope)
+    items, position = _counted(services, key, HotlineStatistics.name, count, min_position)
     meta = {
         "from": start,
         "to": to,
         "threshold": threshold,
         "unit": "contact-topic pairs" if "topic" in dimensions else "contacts",
         "scope": "agency" if own else "all",
+        "position": position,
     }
     return _table(request, fmt, dimensions, items, meta, "referral-hotline-stats.csv")
 

@@ -617,3 +617,36 @@ def test_read_your_writes_times_out_as_a_problem(world: World) -> None:
     )
     assert response.status_code == 504
     assert response.json()["type"] == "urn:referral:problem:read-model-behind"
+
+
+@pytest.mark.parametrize("seconds", [0.0, 300.0])
+def test_a_counted_table_is_served_again_until_the_reader_asks_for_newer(
+    database_url: str, tmp_path: Path, seconds: float
+) -> None:
+    with harness(
+        database_url, tmp_path, run_projections=False, stats_cache_seconds=seconds
+    ) as http:
+        runner = ProjectionRunner(http.services.app, http.services.db, statistics_projections())
+        http.services.runner = runner
+        path = "/stats/hotline?by=channel"
+
+        def published() -> tuple[int, int]:
+            body = http.client.get(path, headers=http.headers("hotline")).json()
+            return body["margins"][-1]["count"], body["position"]
+
+        for index in range(THRESHOLD):
+            _harness_contact(http, index)
+        catch_up(runner)
+        first = published()
+        assert first == (THRESHOLD, http.latest())
+        _harness_contact(http, THRESHOLD)
+        catch_up(runner)
+        if seconds:  # the read models moved, but the table is recent: served again
+            assert published() == first
+        else:
+            assert published() == (THRESHOLD + 1, http.latest())
+        fresh = http.client.get(
+            f"{path}&min_position={http.latest()}", headers=http.headers("hotline")
+        ).json()
+        assert (fresh["margins"][-1]["count"], fresh["position"]) == (THRESHOLD + 1, http.latest())
+        assert published() == (THRESHOLD + 1, http.latest())
