@@ -280,7 +280,11 @@ class ProjectionRunner:
 
     def positions(self) -> dict[str, int]:
         with self.db.transaction() as tx:
-            stored = read_positions(tx, [self.tracking_name(p) for p in self.projections])
+            return self.positions_in(tx)
+
+    def positions_in(self, tx: Tx) -> dict[str, int]:
+        """Each read model's position, as a transaction that also reads them sees it."""
+        stored = read_positions(tx, [self.tracking_name(p) for p in self.projections])
         return {p.name: stored[self.tracking_name(p)] for p in self.projections}
 
     def wait_for(self, position: int, timeout: float) -> bool:

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from api import problems
@@ -231,8 +231,10 @@ def _roster_item(row: RosterRow, now: datetime) -> RosterItem:
     )
 
 
-def _position(services: Services) -> int:
-    return min(services.runner.positions().values(), default=0)
+def _json(model: BaseModel) -> Response:
+    """The model as its JSON, as built: it was validated once, when it was made (FastAPI would
+    validate a returned model again against `response_model`, which stays for the OpenAPI)."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 # -- routes -------------------------------------------------------------------------------------
@@ -248,11 +250,19 @@ def get_inbox(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Most items per list")] = 50,
     min_position: MinPosition = None,
+) -> Response:
+    return _json(read_inbox(services, principal, limit, min_position))
+
+
+def read_inbox(
+    services: Services, principal: Principal, limit: int, min_position: int | None
 ) -> Inbox:
+    """The caller's agency's inbox (the web application shows the same)."""
     wait_for_position(services, min_position)
     now = services.app.clock()
     agency_id = principal.agency_id
     with services.db.transaction() as tx:
+        position = min(services.runner.positions_in(tx).values(), default=0)
         reports = reports_to_acknowledge(tx, agency_id, limit)
         to_answer = referrals_to_answer(tx, agency_id, limit)
         accepted = referrals_accepted(tx, agency_id, limit)
@@ -262,7 +272,7 @@ def get_inbox(
     return Inbox(
         agency_id=agency_id,
         as_of=now,
-        position=_position(services),
+        position=position,
         overdue=overdue,
         reports_to_acknowledge=[_report_item(r, now) for r in reports],
         referrals_to_answer=[_referral_item(r, now) for r in to_answer],
@@ -291,15 +301,27 @@ def get_roster(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     min_position: MinPosition = None,
+) -> Response:
+    return _json(read_roster(agency_id, services, principal, limit, min_position))
+
+
+def read_roster(
+    agency_id: UUID,
+    services: Services,
+    principal: Principal,
+    limit: int,
+    min_position: int | None,
 ) -> Roster:
+    """A shelter's roster, for the shelter itself and auditors (the web application too)."""
     _check_reads_roster(principal, agency_id)
     wait_for_position(services, min_position)
     now = services.app.clock()
     with services.db.transaction() as tx:
+        position = min(services.runner.positions_in(tx).values(), default=0)
         rows = roster_of(tx, str(agency_id), limit)
     return Roster(
         shelter_agency_id=str(agency_id),
         as_of=now,
-        position=_position(services),
+        position=position,
         children=[_roster_item(r, now) for r in rows],
     )

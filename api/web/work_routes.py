@@ -61,9 +61,7 @@ def _by_urgency(items: list[Any]) -> list[Any]:
 def inbox_page(
     request: Request, services: ServicesDep, user: UserDep, t: TranslatorDep
 ) -> Response:
-    inbox = inbox_routes.get_inbox(
-        services=services, principal=user.principal, limit=50, min_position=None
-    )
+    inbox = inbox_routes.read_inbox(services, user.principal, 50, None)
     return page(
         request,
         "inbox.html",
@@ -329,11 +327,7 @@ def roster_page(
 ) -> Response:
     if user.kind is not AgencyKind.SHELTER:
         raise PermissionDeniedError("the roster is a shelter's page")
-    roster = inbox_routes.get_roster(
-        agency_id=UUID(user.principal.agency_id),
-        services=services,
-        principal=user.principal,
-        limit=500,
-        min_position=None,
+    roster = inbox_routes.read_roster(
+        UUID(user.principal.agency_id), services, user.principal, 500, None
     )
     return page(request, "roster.html", t, user, title=t.gettext("Roster"), roster=roster)
