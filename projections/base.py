@@ -52,6 +52,8 @@ class Index:
     table: str
     columns: str
     unique: bool = False
+    where: str = ""
+    """A partial index's condition (SQL both databases read alike), or none."""
 
 
 class Projection(ABC):
@@ -68,9 +70,10 @@ class Projection(ABC):
             tx.execute(f"CREATE TABLE IF NOT EXISTS {table}{suffix} ({columns})")
         for index in self.indexes:
             unique = "UNIQUE " if index.unique else ""
+            where = f" WHERE {index.where}" if index.where else ""
             tx.execute(
                 f"CREATE {unique}INDEX IF NOT EXISTS {index.name}{suffix} "
-                f"ON {index.table}{suffix} ({index.columns})"
+                f"ON {index.table}{suffix} ({index.columns}){where}"
             )
 
     def drop(self, tx: Tx, suffix: str = "") -> None:

@@ -110,6 +110,13 @@ class CaseSummary(CaseRowsProjection):
     indexes = (
         Index("case_summary_by_agency", "case_summary", "agency_id, closed, next_deadline_at"),
         Index("case_summary_by_position", "case_summary", "agency_id, closed, position"),
+        # The inbox's open cases without a deadline, newest first, without skipping the rest.
+        Index(
+            "case_summary_undated",
+            "case_summary",
+            "agency_id, position",
+            where="closed = 0 AND next_deadline_at IS NULL",
+        ),
         Index("case_deadlines_by_agency", "case_deadlines", "agency_id, due_at"),
         Index("case_deadlines_by_case", "case_deadlines", "case_id"),
     )
