@@ -42,6 +42,7 @@ from adapters.crypto.master import (
     MasterKeys,
 )
 from adapters.crypto.shred import checkpoint_wal, delete_snapshots
+from adapters.integrity import log_reader
 from adapters.integrity.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from referral_core.application import ReferralApplication
 from referral_core.clock import Clock, utc_now
@@ -177,6 +178,9 @@ class ProtectedApplication(ReferralApplication):
 
     def expect_reads(self, case_ids: Iterable[UUID | str]) -> None:
         self.keyring.preload(case_ids)
+
+    def stream_ends(self, upto: int) -> dict[UUID, int]:
+        return log_reader.stream_ends(self.recorder, upto)
 
     def construct_repository(self) -> Repository[UUID]:
         """The repository loads aggregates with a fold mapper, which leaves sealed what the

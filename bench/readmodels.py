@@ -14,9 +14,9 @@ up to 100,000 (about 1,860,000 events) for the reads and the lag.
 1. Rebuild. In the same run, one after the other, each with a fresh application (cold key
    caches): reading the whole log with `recorder.select_notifications` in pages of the runner's
    batch size ("raw rows"); the same plus `app.mapper.to_domain_event` for each row, with the
-   page's case keys fetched in one go as the runner does ("raw rows + decode"); then a fresh
-   `ProjectionRunner` with every read model (`registry.all_projections`, the integrity one
-   signing tree heads) on fresh tables, caught up from position 0 ("rebuild").
+   page's case keys fetched in one go as the runner does ("raw rows + decode"); then
+   `projections.runner.rebuild` with every read model (`registry.all_projections`, the
+   integrity one signing tree heads): replayed from position 0 into fresh tables, swapped in.
    Target: rebuild at least 0.3 of the raw rows rate.
 2. Inbox and stats. More cases are generated if needed, the read models caught up, then
    `referral serve` (1 worker, REFERRAL_RUN_PROJECTIONS=false) answers GET /inbox (the caseworker
@@ -76,7 +76,7 @@ from bench.common import (
 from bench.http import Server, free_port, stop_server, wait_ready
 from projections.db import open_database
 from projections.registry import all_projections
-from projections.runner import POSTGRES_BATCH, ProjectionRunner
+from projections.runner import POSTGRES_BATCH, ProjectionRunner, rebuild
 from referral_core.application import ReferralApplication
 from referral_core.case import Case
 from referral_core.clock import utc_now
@@ -298,17 +298,25 @@ def timed_read(database_url: str, *, decode: bool) -> tuple[int, float]:
 
 
 def timed_rebuild(database_url: str) -> tuple[int, float]:
-    """A fresh runner with every read model on fresh tables, caught up from the start."""
+    """`referral projections rebuild`: every read model replayed from the start into fresh
+    tables, then swapped in; (the position reached, seconds)."""
     app = build_application(database_url)
     db = open_database(database_url)
     try:
         projections = configured(all_projections(), ApiSettings(database_url=database_url))
         began = time.perf_counter()
-        runner = ProjectionRunner(app, db, projections)
-        count = runner.catch_up()
-        return count, time.perf_counter() - began
+        position = rebuild(app, db, projections)
+        return position, time.perf_counter() - began
     finally:
         db.close()
+        app.close()
+
+
+def log_end(database_url: str) -> int:
+    app = build_application(database_url)
+    try:
+        return app.recorder.max_notification_id() or 0
+    finally:
         app.close()
 
 
@@ -710,14 +718,16 @@ def run(settings: Settings) -> list[Table]:  # noqa: PLR0915 -- the phases in or
         # 1. reading the log, then rebuilding every read model from it
         rows, rows_s = timed_read(database_url, decode=False)
         decoded, decode_s = timed_read(database_url, decode=True)
-        rebuilt, rebuild_s = timed_rebuild(database_url)
+        reached, rebuild_s = timed_rebuild(database_url)
+        if reached != (last := log_end(database_url)):
+            raise RuntimeError(f"the rebuild reached {reached}, not the log's end {last}")
         results.rebuild = RebuildFigures(
             events=rows,
             cases=done.cases,
             generation_s=first_generation,
             raw_rows=rate(rows, rows_s),
             raw_decode=rate(decoded, decode_s),
-            rebuild=rate(rebuilt, rebuild_s),
+            rebuild=rate(rows, rebuild_s),
             rebuild_s=rebuild_s,
         )
         # 2. enough cases for the reads, read models caught up
@@ -818,8 +828,9 @@ def tables(results: Results, sizes: Sizes) -> list[Table]:
             "each page's keys read at once)."
         )
         table.notes.append(
-            f"rebuild: a fresh ProjectionRunner, all {len(all_projections())} read models, "
-            "fresh tables, from position 0 (integrity signing tree heads)."
+            f"rebuild: projections.runner.rebuild (`referral projections rebuild`), all "
+            f"{len(all_projections())} read models replayed from position 0 into fresh tables "
+            "and swapped in (integrity signing tree heads)."
         )
         table.notes.append(
             f"Generation (setup, not a figure): {r.cases:,} cases planned and recorded in "

@@ -104,6 +104,34 @@ def _after(changes: list[Change], behind: int) -> list[Change]:
     ]
 
 
+def _final_only(changes: list[Change], final: dict[UUID, int]) -> list[Change]:
+    """What a keyed read model needs of a rebuild's batch: each case's last change up to the
+    rebuild's plan, whatever came after the plan, and every change that is not a case's.
+
+    The rows of a keyed read model are a function of the case after a change and of that
+    change (`Projection.keyed_by_case`); for one that wants every change, those written at a
+    case's last change are the rows handling every change in turn ends with.
+    """
+    kept: list[Change] = []
+    for change in changes:
+        event = change.case_event
+        if event is None or change.position >= final.get(event.originator_id, 0):
+            kept.append(change)
+    return kept
+
+
+def _rows_follow_the_case(projection: Projection) -> bool:
+    """Keyed, wanting every change, picking them as the base does: its rows after a case's
+    last change are final, and it picks the same changes as every other such read model.
+    (One that skips changes would have written its last rows at an earlier change.)"""
+    kind = type(projection)
+    return (
+        projection.keyed_by_case
+        and kind.wants is Projection.wants
+        and kind.relevant is Projection.relevant
+    )
+
+
 def advisory_key(name: str) -> int:
     """A stable 63-bit key for a read model's advisory lock."""
     return int.from_bytes(hashlib.sha256(f"referral:{name}".encode()).digest()[:8], "big") >> 1
@@ -179,6 +207,10 @@ class ProjectionRunner:
         grows = batch_size is None and isinstance(db, PostgresDatabase)
         self.largest_batch = max(self.batch_size, CATCH_UP_BATCH) if grows else self.batch_size
         self.next_batch = self.batch_size
+        self.final: dict[UUID, int] | None = None
+        """In a rebuild: each stream's last position when it began (`rebuild`). A keyed read
+        model then writes a case's rows once, at its last change up to there, not at every
+        batch its changes fall in (nobody reads the rebuild's tables before it ends)."""
         self.suffix = suffix
         self.states = CaseStates(app)
         self.stats = {p.name: RunnerStats() for p in self.projections}
@@ -232,9 +264,18 @@ class ProjectionRunner:
         )
         try:
             changes = self._changes(notifications)
+            shared: dict[int, tuple[list[Change], list[Change]]] = {}
             for projection in self.projections:
                 todo = _after(changes, positions[projection.name])
-                projection.handle_batch(tx, projection.relevant(todo), self.suffix)
+                if _rows_follow_the_case(projection):
+                    # Every such read model picks the same changes: pick them once.
+                    held = shared.get(id(todo))
+                    if held is None or held[0] is not todo:
+                        picked = todo if self.final is None else _final_only(todo, self.final)
+                        held = shared[id(todo)] = (todo, projection.relevant(picked))
+                    projection.handle_batch(tx, held[1], self.suffix)
+                else:
+                    projection.handle_batch(tx, projection.relevant(todo), self.suffix)
         except BaseException:
             self.states.forget()
             raise
@@ -330,7 +371,9 @@ def rebuild(
             projection.drop(tx, suffix)
             delete_position(tx, projection.name + suffix)
     runner = ProjectionRunner(app, db, projections, batch_size=batch_size, suffix=suffix)
+    runner.final = app.stream_ends(app.recorder.max_notification_id() or 0)
     runner.catch_up()
+    runner.final = None
     if not swap:
         return min(runner.positions().values(), default=0)
     with db.transaction() as tx:

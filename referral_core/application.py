@@ -34,6 +34,7 @@ SNAPSHOT_INTERVAL = 50
 DIRECTORY_RETRIES = 5
 CASE_CACHE_SIZE = "REFERRAL_CASE_CACHE_SIZE"
 """How many folded cases each process keeps (`case_cache`); 0 turns the cache off."""
+STREAM_ENDS_PAGE = 10_000
 
 T = TypeVar("T")
 
@@ -195,6 +196,26 @@ class ReferralApplication(Application[UUID]):
 
         Nothing to do here; a store that seals events fetches the cases' keys in one go.
         """
+
+    def stream_ends(self, upto: int) -> dict[UUID, int]:
+        """The log position of each stream's last event at or before position `upto`.
+
+        Read here page by page from the notification log; a store that can ask its database
+        in one query does (a rebuild's plan: see `projections.runner.rebuild`).
+        """
+        ends: dict[UUID, int] = {}
+        start = 0
+        while start < upto:
+            page = self.recorder.select_notifications(
+                start=start, limit=STREAM_ENDS_PAGE, stop=upto, inclusive_of_start=False
+            )
+            for notification in page:
+                stream = notification.originator_id
+                ends[stream if isinstance(stream, UUID) else UUID(stream)] = notification.id
+            if len(page) < STREAM_ENDS_PAGE:
+                return ends
+            start = page[-1].id
+        return ends
 
     def recorded_event(self, case_id: UUID, version: int) -> CaseEvent | None:
         """One stored event of a case, by version (to tell a retry from a reuse of its id)."""

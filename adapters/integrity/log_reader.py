@@ -93,3 +93,32 @@ def stream_events(recorder: ApplicationRecorder, stream: UUID) -> list[EventRow]
             cur.execute(query, (stream,))
             return [EventRow(r[0], r[1], r[2], r[3], r[4]) for r in cur.fetchall()]
     raise TypeError(f"cannot read events from {type(recorder).__name__}")
+
+
+def stream_ends(recorder: ApplicationRecorder, upto: int) -> dict[UUID, int]:
+    """The position of each stream's last event at or before position `upto`, in one query."""
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        statement = (
+            "SELECT originator_id, MAX(rowid) "  # noqa: S608
+            f"FROM {recorder.events_table_name} WHERE rowid <= ? GROUP BY originator_id"
+        )
+        with recorder.datastore.transaction(commit=False) as curs:
+            raw = curs.sqlite_cursor
+            raw.execute(statement, (upto,))
+            return {UUID(r[0]): int(r[1]) for r in raw.fetchall()}
+    if isinstance(recorder, PostgresApplicationRecorder):
+        query = SQL(
+            "SELECT originator_id, MAX(notification_id) FROM {schema}.{table} "
+            "WHERE notification_id <= %s GROUP BY originator_id"
+        ).format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name),
+        )
+        with (
+            recorder.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as cur,
+        ):
+            cur.execute(query, (upto,))
+            return {r[0]: int(r[1]) for r in cur.fetchall()}
+    raise TypeError(f"cannot read events from {type(recorder).__name__}")

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import ClassVar
+from uuid import UUID
 
 import pytest
 
@@ -215,3 +216,29 @@ def test_batches_grow_while_behind_on_postgres_only_and_shrink_once_caught_up(
     counting.sizes.clear()
     fixed.catch_up()
     assert set(counting.sizes[:-1]) == {7}
+
+
+def test_stream_ends_are_each_streams_last_position_up_to_a_point(
+    seeded: ReferralApplication,
+) -> None:
+    upto = (seeded.recorder.max_notification_id() or 0) - 7
+    expected: dict[UUID, int] = {}
+    for n in seeded.recorder.select_notifications(start=1, limit=10**6, stop=upto):
+        expected[UUID(str(n.originator_id))] = n.id
+    assert len(expected) > 12
+    assert seeded.stream_ends(upto) == expected  # the store's one query
+    assert ReferralApplication.stream_ends(seeded, upto) == expected  # page by page
+
+
+def test_a_rebuild_writes_each_case_once_at_its_last_change(
+    seeded: ReferralApplication, db: SqliteDatabase | PostgresDatabase
+) -> None:
+    recording = Recording()
+    rebuild(seeded, db, [recording], swap=False, suffix="_once", batch_size=13)
+    handled = [c.case.id for batch in recording.batches for c in batch if c.case is not None]
+    assert len(recording.batches) > 5
+    assert sorted(handled) == sorted(set(handled))  # once each, though spread over batches
+    ends = seeded.stream_ends(seeded.recorder.max_notification_id() or 0)
+    assert {c.case.id: c.position for batch in recording.batches for c in batch if c.case} == {
+        case_id: ends[case_id] for case_id in handled
+    }
