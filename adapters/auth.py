@@ -7,6 +7,7 @@ JWKS, can be plugged in by configuration: anything with `resolve(token) -> Princ
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 import threading
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID, uuid4
 
-from referral_core.application import ReferralApplication
+from referral_core.application import ReferralApplication, replay
 from referral_core.directory import DIRECTORY_ID, Directory
 from referral_core.policy import Principal
 from referral_core.vocab import AgencyKind, Role
@@ -40,22 +41,43 @@ def hash_token(token: str) -> str:
 
 
 class DirectoryView:
-    """The current directory, kept in memory and fast-forwarded from the log on each use."""
+    """The current directory, kept in memory and fast-forwarded from the log on each use.
+
+    Every call asks the store for the directory's events after the version held, so a change
+    committed before the call (a token revoked, a user deactivated) is in what it returns. The
+    round trip runs without a lock: concurrent requests do not queue behind one another's.
+    What `current` returns is never changed afterwards (copy on write: newer events are
+    applied to a copy, which then replaces it), so a caller may read it while others advance.
+    """
 
     def __init__(self, app: ReferralApplication) -> None:
         self.app = app
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # only around applying events and swapping, no I/O
         self._directory: Directory | None = None
 
     def current(self) -> Directory:
+        held = self._directory
+        if held is None:
+            return self._keep_newer(self.app.directory())
+        newer = list(self.app.events.get(DIRECTORY_ID, gt=held.version))
+        if not newer:
+            return held
         with self._lock:
-            if self._directory is None:
-                self._directory = self.app.directory()
-                return self._directory
-            directory = self._directory
-            for event in self.app.events.get(DIRECTORY_ID, gt=directory.version):
-                event.mutate(directory)  # type: ignore[attr-defined]
-            return directory
+            latest = self._directory
+            assert latest is not None  # noqa: S101 -- set before, never unset
+            if latest.version >= newer[-1].originator_version:
+                return latest  # another request applied these (and maybe more) already
+            # `newer` holds every event after `held`, and `latest` is no older than `held`.
+            unseen = [e for e in newer if e.originator_version > latest.version]
+            advanced: Directory = replay(copy.deepcopy(latest), unseen)
+            self._directory = advanced
+            return advanced
+
+    def _keep_newer(self, loaded: Directory) -> Directory:
+        with self._lock:
+            if self._directory is None or self._directory.version < loaded.version:
+                self._directory = loaded
+            return self._directory
 
 
 class DirectoryTokenResolver:
@@ -68,7 +90,12 @@ class DirectoryTokenResolver:
     def resolve(self, token: str) -> Principal:
         if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationError("malformed token")
-        directory = self.view.current()
+        return self.resolve_in(self.view.current(), token)
+
+    def resolve_in(self, directory: Directory, token: str) -> Principal:
+        """Resolve against a directory the caller has just read with `view.current()`."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+            raise AuthenticationError("malformed token")
         record = directory.token_by_hash(hash_token(token))
         if record is None:
             raise AuthenticationError("unknown token")

@@ -9,13 +9,21 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Request
 
-from adapters.auth import AuthenticationError, DirectoryView, PrincipalResolver
+from adapters.auth import (
+    TOKEN_PREFIX,
+    AuthenticationError,
+    DirectoryTokenResolver,
+    DirectoryView,
+    PrincipalResolver,
+)
+from adapters.oidc import ChainResolver
 from api.metrics import Metrics
 from api.settings import Settings
 from api.table_cache import TableCache
 from projections.db import PostgresDatabase, SqliteDatabase
 from projections.runner import ProjectionRunner
 from referral_core.application import ReferralApplication
+from referral_core.directory import Directory
 from referral_core.policy import Principal
 
 
@@ -38,13 +46,42 @@ def get_services(request: Request) -> Services:
     return services
 
 
+async def services_dependency(request: Request) -> Services:
+    """`get_services` as a route dependency. Async on purpose: it does no I/O, so FastAPI calls
+    it on the event loop instead of handing it to a worker thread (a thread hop per request)."""
+    return get_services(request)
+
+
+def _directory_tokens(services: Services, token: str) -> DirectoryTokenResolver | None:
+    """The resolver that checks this token against `services.directory`, if one does."""
+    resolver = services.resolver
+    if isinstance(resolver, ChainResolver) and token.startswith(TOKEN_PREFIX):
+        resolver = resolver.directory
+    if isinstance(resolver, DirectoryTokenResolver) and resolver.view is services.directory:
+        return resolver
+    return None
+
+
 def get_principal(request: Request) -> Principal:
-    """Authenticate the bearer token; every route but health checks depends on this."""
+    """Authenticate the bearer token; every route but health checks depends on this.
+
+    A directory token is checked against the directory as read for this request (one round
+    trip to the store, so a revocation committed before the request is seen); that directory is
+    kept in `request.state.directory` for the route, which needs no second read of it.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("missing bearer token")
-    principal = get_services(request).resolver.resolve(token.strip())
+    token = token.strip()
+    services = get_services(request)
+    tokens = _directory_tokens(services, token)
+    if tokens is None:
+        principal = services.resolver.resolve(token)
+    else:
+        directory = services.directory.current()
+        principal = tokens.resolve_in(directory, token)
+        request.state.directory = directory
     request.state.principal = principal
     structlog.contextvars.bind_contextvars(
         principal_id=principal.user_id, agency_id=principal.agency_id
@@ -52,5 +89,13 @@ def get_principal(request: Request) -> Principal:
     return principal
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+def request_directory(request: Request, services: Services) -> Directory:
+    """The directory this request was authenticated against, or else the current one."""
+    directory = getattr(request.state, "directory", None)
+    if isinstance(directory, Directory):
+        return directory
+    return services.directory.current()
+
+
+ServicesDep = Annotated[Services, Depends(services_dependency)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -2,9 +2,12 @@
 
 Setup, in a throwaway PostgreSQL schema: the demo directory, synthetic cases
 (`referral_core.synthetic.generate_cases`), and one bearer token per (lead agency, role) needed.
-Each server is a separate process, `python -m api.cli serve --workers N`, with the read models
-running inside it (REFERRAL_RUN_PROJECTIONS=true). With 2 workers each worker runs its own
-projection runner; the advisory lock makes that safe, and it is measured as it is.
+Each configuration runs as production does on PostgreSQL (ops/systemd, ops/container): each
+server is a separate process, `python -m api.cli serve --workers N`, with
+REFERRAL_RUN_PROJECTIONS=false, and ONE read-model worker, `python -m api.cli projections run`,
+is started for the configuration (once the servers are up) and stopped after it. Before the
+first phase the worker has caught up with the log, so its catch-up on the setup's events is not
+measured.
 
 Configurations: 1 worker; 2 workers (`uvicorn --workers 2`); and, for comparison, 2 separate
 1-worker servers with the clients split between their ports, which is what a balancer in front
@@ -24,11 +27,16 @@ an unmeasured warm-up request:
   agency's caseworker, on cases nobody appends to (history reads of identifying data record an
   access, as every such read does).
 
+A phase's wall time (and so its rates) ends with its last response. Its CPU is counted until the
+read-model worker has also applied everything the phase appended (polled through /readyz, at most
+SETTLE_TIMEOUT), so the read models' cost of a request is in the CPU table, in its own column.
+
 Baseline, in the same run and with no server running, half just before each configuration and
 half just after it, so drift in the machine's load hits both alike: our `ReferralApplication` on
 the same schema appending the same kind of event to the same cases, in-process, one thread.
-The CPU each phase costs per request is split between the servers' processes, PostgreSQL, the
-load generator and the rest of the machine (from /proc), so readers can see what limited it.
+The CPU each phase costs per request is split between the servers' processes, the read-model
+worker, PostgreSQL, the load generator and the rest of the machine (from /proc), so readers can
+see what limited it.
 """
 
 from __future__ import annotations
@@ -94,6 +102,8 @@ REFERENCE = (
     "270 req/s with p99 about 150 ms at 32 clients."
 )
 READY_TIMEOUT = 120.0
+SETTLE_TIMEOUT = 30.0  # longest wait for the read models to apply a phase's appends
+SETTLE_POLL = 0.02
 STOP_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 60.0
 LIST_PATH = "/cases?limit=50"
@@ -160,6 +170,7 @@ class Job:
     scripts: list[list[Call]]
     server_pids: list[int]
     ports: list[int]
+    projection_pids: list[int] = field(default_factory=list)  # the read-model worker
 
 
 @dataclass
@@ -171,9 +182,11 @@ class Outcome:
     wall: float
     latencies: dict[str, list[float]]  # seconds, by call kind
     statuses: Counter[int]
-    cpu: dict[str, float]  # seconds of CPU during the phase: server, postgres, client, total
+    cpu: dict[str, float]  # CPU seconds: server, projections, postgres, client, total
     machine_cpus: int
     connections: list[int]  # established client connections per server process
+    settle: float = 0.0  # seconds after the last response until the read models caught up
+    settled: bool = True  # False: they had not caught up after SETTLE_TIMEOUT
 
     @property
     def all_latencies(self) -> list[float]:
@@ -232,20 +245,24 @@ def _machine_busy() -> float:
 
 @dataclass(frozen=True)
 class CpuSample:
-    """CPU seconds so far: the servers' and PostgreSQL's processes by pid, ours, the machine's."""
+    """CPU seconds so far: the servers', the read-model worker's and PostgreSQL's processes by
+    pid, ours, the machine's."""
 
     server: dict[int, float]
+    projections: dict[int, float]
     postgres: dict[int, float]
     client: float
     total: float
 
     @classmethod
-    def take(cls, server_roots: Sequence[int]) -> CpuSample:
+    def take(cls, server_roots: Sequence[int], projection_roots: Sequence[int] = ()) -> CpuSample:
         table = _processes()
         servers = _descendants(server_roots, table)
+        workers = _descendants(projection_roots, table) if projection_roots else set()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return cls(
             server={pid: table[pid][2] for pid in servers if pid in table},
+            projections={pid: table[pid][2] for pid in workers if pid in table},
             postgres={pid: cpu for pid, (name, _, cpu) in table.items() if name == "postgres"},
             client=usage.ru_utime + usage.ru_stime,
             total=_machine_busy(),
@@ -259,6 +276,7 @@ class CpuSample:
 
         return {
             "server": spent(self.server, start.server),
+            "projections": spent(self.projections, start.projections),
             "postgres": spent(self.postgres, start.postgres),
             "client": self.client - start.client,
             "total": self.total - start.total,
@@ -349,13 +367,15 @@ def _drive(job: Job) -> Outcome:
         thread.start()
     ready.wait()
     connections = _connections(job.server_pids, job.ports)
-    cpu_start = CpuSample.take(job.server_pids)
+    cpu_start = CpuSample.take(job.server_pids, job.projection_pids)
     go.wait()
     started = time.perf_counter()
     for thread in threads:
         thread.join()
     wall = max(ends) - started
-    cpu = CpuSample.take(job.server_pids).since(cpu_start)
+    settled = _settle(job.base_urls[0]) if job.projection_pids else True
+    settle = max(0.0, time.perf_counter() - started - wall)
+    cpu = CpuSample.take(job.server_pids, job.projection_pids).since(cpu_start)
     latencies: dict[str, list[float]] = {}
     statuses: Counter[int] = Counter()
     for kind, latency, status in (s for per_client in samples for s in per_client):
@@ -370,7 +390,31 @@ def _drive(job: Job) -> Outcome:
         cpu=cpu,
         machine_cpus=os.cpu_count() or 1,
         connections=connections,
+        settle=settle,
+        settled=settled,
     )
+
+
+def caught_up(readiness: dict[str, object]) -> bool:
+    """Whether a /readyz answer shows every read model at the log's last position."""
+    position = readiness.get("log_position")
+    models = readiness.get("read_models")
+    if not isinstance(position, int) or not isinstance(models, dict) or not models:
+        return False
+    return all(isinstance(p, int) and p >= position for p in models.values())
+
+
+def _settle(base_url: str, timeout: float = SETTLE_TIMEOUT) -> bool:
+    """Wait until the read models have applied the whole log (via /readyz); False on timeout."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=base_url, timeout=5) as http:
+        while time.monotonic() < deadline:
+            with suppress(httpx.HTTPError, ValueError):
+                response = http.get("/readyz")
+                if response.status_code == 200 and caught_up(response.json()):
+                    return True
+            time.sleep(SETTLE_POLL)
+    return False
 
 
 def _send(http: httpx.Client, call: Call, versions: dict[str, int]) -> int:
@@ -447,19 +491,22 @@ class Server:
             return ""
 
 
-def start_server(database_url: str, workers: int, directory: Path) -> Server:
-    port = free_port()
-    log = directory / f"server-{port}.log"
-    env = {
+def server_env(
+    database_url: str, directory: Path, *, run_projections: bool = False
+) -> dict[str, str]:
+    """The environment of a server or read-model worker; by default production's layout on
+    PostgreSQL, where the read models run in their own worker process, not in the servers."""
+    return {
         **os.environ,
         "REFERRAL_DATABASE_URL": database_url,
-        "REFERRAL_RUN_PROJECTIONS": "true",
+        "REFERRAL_RUN_PROJECTIONS": "true" if run_projections else "false",
         "REFERRAL_DATA_DIR": str(directory),
     }
-    command = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", str(workers)]
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
+        return subprocess.Popen(  # noqa: S603 -- our own interpreter and module
             command,
             env=env,
             stdout=out,
@@ -467,7 +514,45 @@ def start_server(database_url: str, workers: int, directory: Path) -> Server:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group, so its workers stop with it
         )
-    return Server(process, port, log)
+
+
+def start_server(
+    database_url: str, workers: int, directory: Path, *, run_projections: bool = False
+) -> Server:
+    port = free_port()
+    log = directory / f"server-{port}.log"
+    command = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers)]
+    env = server_env(database_url, directory, run_projections=run_projections)
+    return Server(_spawn(command, env, log), port, log)
+
+
+def start_projections(database_url: str, directory: Path) -> Server:
+    """The configuration's one read-model worker, `referral projections run` (no port)."""
+    log = directory / f"projections-{secrets.token_hex(4)}.log"
+    command = [sys.executable, "-m", "api.cli", "projections", "run"]
+    return Server(_spawn(command, server_env(database_url, directory), log), 0, log)
+
+
+def wait_projections(worker: Server, base_url: str) -> None:
+    """Wait until the worker runs and the read models have applied the whole log."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while "projections running" not in worker.log_tail():
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"the read-model worker exited:\n{worker.log_tail()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the read-model worker did not start:\n{worker.log_tail()}")
+        time.sleep(0.05)
+    if not _settle(base_url, max(1.0, deadline - time.monotonic())):
+        raise RuntimeError(f"the read models did not catch up:\n{worker.log_tail()}")
+
+
+@dataclass
+class Running:
+    """A configuration's servers and its read-model worker."""
+
+    servers: list[Server]
+    projections: Server
 
 
 def wait_ready(server: Server) -> None:
@@ -515,8 +600,30 @@ def stop_server(server: Server) -> None:
 
 @contextmanager
 def running(database_url: str, config: Config, directory: Path) -> Iterator[list[Server]]:
-    """The configuration's servers, ready; stopped afterwards whatever happens."""
+    """Servers with the read models inside each (embedded mode), ready; stopped afterwards.
+
+    Not what this section measures (`production`); `bench.load` uses it.
+    """
     servers: list[Server] = []
+    try:
+        for _ in range(config.servers):
+            servers.append(
+                start_server(database_url, config.workers, directory, run_projections=True)
+            )
+            wait_ready(servers[-1])
+            wait_workers(servers[-1], config.workers)
+        yield servers
+    finally:
+        for server in servers:
+            stop_server(server)
+
+
+@contextmanager
+def production(database_url: str, config: Config, directory: Path) -> Iterator[Running]:
+    """The configuration as production runs it: servers with REFERRAL_RUN_PROJECTIONS=false and
+    one read-model worker, ready and caught up; all stopped afterwards whatever happens."""
+    servers: list[Server] = []
+    worker: Server | None = None
     try:
         for _ in range(config.servers):
             # One after the other: two processes creating the store's tables at the same moment
@@ -524,10 +631,14 @@ def running(database_url: str, config: Config, directory: Path) -> Iterator[list
             servers.append(start_server(database_url, config.workers, directory))
             wait_ready(servers[-1])
             wait_workers(servers[-1], config.workers)
-        yield servers
+        worker = start_projections(database_url, directory)
+        wait_projections(worker, servers[0].base_url)
+        yield Running(servers, worker)
     finally:
         for server in servers:
             stop_server(server)
+        if worker is not None:
+            stop_server(worker)
 
 
 # -- the workload ----------------------------------------------------------------------------
@@ -695,7 +806,8 @@ def measure(
     half = max(1, sizes.direct // 2)  # half before the server starts, half after it stops
     direct_elapsed = direct_seconds(database_url, workload, half)
     outcomes: dict[str, Outcome] = {}
-    with running(database_url, config, directory) as servers:
+    with production(database_url, config, directory) as layout:
+        servers = layout.servers
         for name, scripts in (
             ("healthz", workload.healthz(sizes.pings)),
             ("appends", workload.appends(sizes.appends)),
@@ -708,6 +820,7 @@ def measure(
                     scripts,
                     [s.process.pid for s in servers],
                     [s.port for s in servers],
+                    [layout.projections.process.pid],
                 )
             )
             outcomes[name] = clients.recv()
@@ -784,8 +897,8 @@ def run(settings: Settings) -> list[Table]:
 
 def append_table(figures: list[Figures], sizes: Sizes) -> Table:
     table = Table(
-        f"http: appends under uvicorn on PostgreSQL, {CLIENTS} clients, "
-        f"{sizes.appends:,} requests per configuration",
+        f"http: appends under uvicorn on PostgreSQL (read models in a separate worker), "
+        f"{CLIENTS} clients, {sizes.appends:,} requests per configuration",
         [
             "server",
             "appends/s",
@@ -822,6 +935,10 @@ def append_table(figures: list[Figures], sizes: Sizes) -> Table:
     )
     table.notes.append(
         "Each client appends to its own case with If-Match; errors are responses other than 201."
+    )
+    table.notes.append(
+        "As in production on PostgreSQL: servers with REFERRAL_RUN_PROJECTIONS=false and one "
+        "`referral projections run` worker per configuration (its CPU: the CPU table)."
     )
     table.notes.append(REFERENCE)
     return table
@@ -886,10 +1003,12 @@ def cpu_table(figures: list[Figures], elapsed: float) -> Table:
             "server",
             "phase",
             "server",
+            "projections",
             "postgres",
             "client",
             "other",
             "machine busy",
+            "settle ms",
             "connections per process",
         ],
     )
@@ -897,27 +1016,40 @@ def cpu_table(figures: list[Figures], elapsed: float) -> Table:
         for outcome in (f.healthz, f.appends, f.reads):
             cpu = outcome.cpu
             per = 1000 / outcome.requests
-            other = cpu["total"] - cpu["server"] - cpu["postgres"] - cpu["client"]
+            other = cpu["total"] - sum(
+                cpu[k] for k in ("server", "projections", "postgres", "client")
+            )
+            busy = cpu["total"] / ((outcome.wall + outcome.settle) * outcome.machine_cpus)
             table.rows.append(
                 [
                     f.config.label,
                     outcome.name,
                     f"{cpu['server'] * per:.2f}",
+                    f"{cpu['projections'] * per:.2f}",
                     f"{cpu['postgres'] * per:.2f}",
                     f"{cpu['client'] * per:.2f}",
                     f"{max(0.0, other) * per:.2f}",
-                    f"{cpu['total'] / (outcome.wall * outcome.machine_cpus):.0%}",
+                    f"{busy:.0%}",
+                    f"{outcome.settle * 1000:.0f}" + ("" if outcome.settled else " (timed out)"),
                     "/".join(str(n) for n in outcome.connections) or "-",
                 ]
             )
     cpus = figures[0].appends.machine_cpus if figures else 1
     table.notes.append(
-        f"{cpus} CPUs; 'postgres' is every postgres process on the machine; 'other' is the rest "
-        "of the machine's busy time. Each server runs its read models in the same process."
+        f"{cpus} CPUs; 'server' is the API processes (REFERRAL_RUN_PROJECTIONS=false); "
+        "'projections' is the one `referral projections run` worker of the configuration, which "
+        "keeps the read models for every server; 'postgres' is every postgres process on the "
+        "machine; 'other' is the rest of the machine's busy time. The server-side cost of a "
+        "request is server + projections (+ postgres)."
+    )
+    table.notes.append(
+        "Each phase's CPU is counted from its first request until the read models have applied "
+        "all it appended: 'settle ms' is that wait after the last response, and 'machine busy' "
+        "is over the phase and the wait together."
     )
     table.notes.append(
         "2 workers: uvicorn --workers loses TCP_NODELAY on its sockets (DESIGN.md), which adds "
-        "a delayed ACK (~40 ms) to each keep-alive response; both workers run projections."
+        "a delayed ACK (~40 ms) to each keep-alive response."
     )
     table.notes.append(
         "'other' well above 0 means other work on the machine took CPU during the phase and "

@@ -11,9 +11,10 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4, uuid5
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, TypeAdapter
 
 from api import problems
-from api.context import PrincipalDep, Services, ServicesDep
+from api.context import PrincipalDep, Services, ServicesDep, request_directory
 from api.erasure import is_erased
 from api.problems import Problem
 from api.schemas import Actor as ActorOut
@@ -34,15 +35,22 @@ from referral_core.application import AppendResult
 from referral_core.case import Case
 from referral_core.case_events import CATALOG
 from referral_core.case_view import VisibleEvent, summary, visible_history
+from referral_core.directory import Directory
 from referral_core.envelope import Actor, Envelope
 from referral_core.errors import CaseNotFoundError, PermissionDeniedError
 from referral_core.policy import Access, Principal, Relation, access_of, check_append
 from referral_core.vocab import AgencyKind, CaseStage, Role
 
+
+async def require_json(request: Request) -> None:
+    """`problems.require_json`, on the event loop: it does no I/O, so no worker thread."""
+    problems.require_json(request)
+
+
 router = APIRouter(
     tags=["cases"],
     responses=problems.responses(*problems.COMMON, 404, 409, 412, 415, 428, 504),
-    dependencies=[Depends(problems.require_json)],
+    dependencies=[Depends(require_json)],
 )
 IDEMPOTENCY_NAMESPACE = UUID("3f6d8a0e-2b4c-4e1a-9c7d-5b8e0f1a2c3d")
 ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,10})"?\s*$')
@@ -51,6 +59,34 @@ MAX_PURPOSE = 200
 MAX_POSITION = 2**63 - 1
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 OPENING_TYPES = frozenset({"ChildIdentified", "ContactReceived"})
+JSON = "application/json"
+CASE_SUMMARY: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+def scratch_response() -> Response:
+    """A response for a route function to set headers on, as FastAPI's injected one is."""
+    response = Response()
+    del response.headers["content-length"]
+    return response
+
+
+def json_response(
+    body: BaseModel | dict[str, Any], scratch: Response, status_code: int = 200
+) -> Response:
+    """The response FastAPI would render for `body` (with `scratch`'s headers), rendered here.
+
+    Returned a model, FastAPI validates it again before rendering it, in one more worker-thread
+    hop per request; the routes below render it in their own thread instead, and keep
+    `response_model` for the OpenAPI document.
+    """
+    content = (
+        body.model_dump_json().encode()
+        if isinstance(body, BaseModel)
+        else CASE_SUMMARY.dump_json(body)
+    )
+    response = Response(content, status_code=status_code, media_type=JSON)
+    response.headers.raw.extend(scratch.headers.raw)
+    return response
 
 
 def _known(submission: EventSubmission) -> None:
@@ -126,11 +162,21 @@ def _accepted(result: AppendResult, response: Response, location: str) -> Append
 
 
 def load_visible_case(
-    services: Services, principal: Principal, case_id: UUID, *, for_append: bool = False
+    services: Services,
+    principal: Principal,
+    case_id: UUID,
+    *,
+    for_append: bool = False,
+    directory: Directory | None = None,
 ) -> tuple[Case, Access]:
-    """The case and the caller's access to it; 404 when it is missing or out of sight."""
+    """The case and the caller's access to it; 404 when it is missing or out of sight.
+
+    `directory`: the directory as read for this request (`request_directory`), for its
+    break-glass grants; read afresh when not given.
+    """
     case = services.app.get_case(case_id)
-    directory = services.directory.current()
+    if directory is None:
+        directory = services.directory.current()
     now = services.app.clock()
     until = directory.active_break_glass(principal.user_id, str(case_id), now)
     access = access_of(principal, case, break_glass_until=until, now=now)
@@ -179,18 +225,31 @@ SUBMISSION = Annotated[EventSubmission, Body(openapi_examples=event_examples())]
 
 @router.post(
     "/cases",
+    name="open_case",
     status_code=201,
     response_model=AppendAccepted,
     summary="Open a case with ChildIdentified or ContactReceived",
     responses={201: {"headers": {"Location": {}, "ETag": {}}}},
 )
-def open_case(
+def open_case_route(
     submission: SUBMISSION,
     request: Request,
-    response: Response,
     services: ServicesDep,
     principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    scratch = scratch_response()
+    accepted = open_case(submission, request, scratch, services, principal, idempotency_key)
+    return json_response(accepted, scratch, 201)
+
+
+def open_case(
+    submission: EventSubmission,
+    request: Request,
+    response: Response,
+    services: Services,
+    principal: Principal,
+    idempotency_key: str | None = None,
 ) -> AppendAccepted:
     if submission.type not in OPENING_TYPES:  # an unknown type included
         raise Problem(422, "case-opening", "A case opens with ChildIdentified or ContactReceived")
@@ -207,8 +266,13 @@ def open_case(
     return _accepted(result, response, f"/cases/{result.case_id}")
 
 
-@router.get("/cases", response_model=CaseList, summary="The cases the caller may see")
-def get_cases(
+@router.get(
+    "/cases",
+    name="get_cases",
+    response_model=CaseList,
+    summary="The cases the caller may see",
+)
+def get_cases_route(
     services: ServicesDep,
     principal: PrincipalDep,
     stage: CaseStage | None = None,
@@ -220,6 +284,22 @@ def get_cases(
         int | None,
         Query(ge=0, le=MAX_POSITION, description="Wait until the read models reach this position"),
     ] = None,
+) -> Response:
+    found = get_cases(
+        services, principal, stage, agency, updated_since, cursor, limit, min_position
+    )
+    return json_response(found, scratch_response())
+
+
+def get_cases(
+    services: Services,
+    principal: Principal,
+    stage: CaseStage | None = None,
+    agency: UUID | None = None,
+    updated_since: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+    min_position: int | None = None,
 ) -> CaseList:
     wait_for_position(services, min_position)
     since = None
@@ -255,14 +335,33 @@ def wait_for_position(services: Services, position: int | None) -> None:
         )
 
 
-@router.get("/cases/{case_id}", summary="The case as the caller may see it")
+@router.get(
+    "/cases/{case_id}",
+    name="get_case",
+    response_model=dict[str, Any],
+    summary="The case as the caller may see it",
+)
+def get_case_route(
+    case_id: UUID,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> Response:
+    scratch = scratch_response()
+    directory = request_directory(request, services)
+    body = get_case(case_id, scratch, services, principal, directory=directory)
+    return json_response(body, scratch)
+
+
 def get_case(
     case_id: UUID,
     response: Response,
-    services: ServicesDep,
-    principal: PrincipalDep,
+    services: Services,
+    principal: Principal,
+    *,
+    directory: Directory | None = None,
 ) -> dict[str, Any]:
-    case, access = load_visible_case(services, principal, case_id)
+    case, access = load_visible_case(services, principal, case_id, directory=directory)
     response.headers["ETag"] = _etag(case.version)
     return {**summary(principal, access, case), "erased": case_is_erased(services, case)}
 
@@ -275,6 +374,7 @@ def case_is_erased(services: Services, case: Case) -> bool:
 
 @router.post(
     "/cases/{case_id}/events",
+    name="append_event",
     status_code=201,
     response_model=AppendAccepted,
     summary="Append one event (If-Match with the case version is required)",
@@ -283,19 +383,47 @@ def case_is_erased(services: Services, case: Case) -> bool:
         428: {"description": "If-Match is missing"},
     },
 )
-def append_event(
+def append_event_route(
     case_id: UUID,
     submission: SUBMISSION,
     request: Request,
-    response: Response,
     services: ServicesDep,
     principal: PrincipalDep,
     if_match: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    scratch = scratch_response()
+    accepted = append_event(
+        case_id,
+        submission,
+        request,
+        scratch,
+        services,
+        principal,
+        if_match,
+        idempotency_key,
+        directory=request_directory(request, services),
+    )
+    return json_response(accepted, scratch, 201)
+
+
+def append_event(
+    case_id: UUID,
+    submission: EventSubmission,
+    request: Request,
+    response: Response,
+    services: Services,
+    principal: Principal,
+    if_match: str | None = None,
+    idempotency_key: str | None = None,
+    *,
+    directory: Directory | None = None,
 ) -> AppendAccepted:
     _known(submission)
     expected = _expected_version(if_match)
-    case, access = load_visible_case(services, principal, case_id, for_append=True)
+    case, access = load_visible_case(
+        services, principal, case_id, for_append=True, directory=directory
+    )
     check_append(principal, submission.type, access)
     event_id = _event_id(submission, principal, idempotency_key)
     result = services.app.append(
@@ -351,19 +479,38 @@ def _event_out(
 
 @router.get(
     "/cases/{case_id}/events",
+    name="get_history",
     response_model=History,
     summary="The history the caller may see; ?as_of= a version or a time",
 )
-def get_history(
+def get_history_route(
     case_id: UUID,
     request: Request,
-    response: Response,
     services: ServicesDep,
     principal: PrincipalDep,
     as_of: Annotated[str | None, Query(max_length=40)] = None,
     x_purpose: Annotated[str | None, Header()] = None,
+) -> Response:
+    scratch = scratch_response()
+    directory = request_directory(request, services)
+    history = get_history(
+        case_id, request, scratch, services, principal, as_of, x_purpose, directory=directory
+    )
+    return json_response(history, scratch)
+
+
+def get_history(
+    case_id: UUID,
+    request: Request,
+    response: Response,
+    services: Services,
+    principal: Principal,
+    as_of: str | None = None,
+    x_purpose: str | None = None,
+    *,
+    directory: Directory | None = None,
 ) -> History:
-    case, access = load_visible_case(services, principal, case_id)
+    case, access = load_visible_case(services, principal, case_id, directory=directory)
     _require_purpose_for_break_glass(access, x_purpose)
     version, moment = _parse_as_of(as_of)
     if version is not None and not 1 <= version <= case.version:

@@ -22,7 +22,12 @@ from pydantic import BaseModel
 
 from api import problems
 from api.context import PrincipalDep, Services, ServicesDep
-from api.routers.cases import MAX_POSITION, wait_for_position
+from api.routers.cases import (
+    MAX_POSITION,
+    json_response,
+    scratch_response,
+    wait_for_position,
+)
 from projections.work_common import parsed_time, stored_time
 from projections.work_inboxes import (
     ReferralRow,
@@ -231,12 +236,6 @@ def _roster_item(row: RosterRow, now: datetime) -> RosterItem:
     )
 
 
-def _json(model: BaseModel) -> Response:
-    """The model as its JSON, as built: it was validated once, when it was made (FastAPI would
-    validate a returned model again against `response_model`, which stays for the OpenAPI)."""
-    return Response(model.model_dump_json(), media_type="application/json")
-
-
 # -- routes -------------------------------------------------------------------------------------
 
 
@@ -251,7 +250,7 @@ def get_inbox(
     limit: Annotated[int, Query(ge=1, le=200, description="Most items per list")] = 50,
     min_position: MinPosition = None,
 ) -> Response:
-    return _json(read_inbox(services, principal, limit, min_position))
+    return json_response(read_inbox(services, principal, limit, min_position), scratch_response())
 
 
 def read_inbox(
@@ -302,7 +301,9 @@ def get_roster(
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     min_position: MinPosition = None,
 ) -> Response:
-    return _json(read_roster(agency_id, services, principal, limit, min_position))
+    return json_response(
+        read_roster(agency_id, services, principal, limit, min_position), scratch_response()
+    )
 
 
 def read_roster(

@@ -1,0 +1,201 @@
+"""The directory on the request path: read once per request, without a lock around the read,
+and never stale: a revocation or deactivation committed before a request refuses it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from adapters.auth import DirectoryView, issue_token
+from referral_core.application import ReferralApplication
+from referral_core.directory import DIRECTORY_ID, Directory
+from referral_core.vocab import AgencyKind, Role
+from tests.support.api import Harness, harness
+from tests.support.builders import example
+
+SYSTEM = {"user_id": "t", "agency_id": "system", "role": "admin"}
+
+
+@pytest.fixture
+def http(database_url: str, tmp_path: Path) -> Iterator[Harness]:
+    with harness(database_url, tmp_path) as h:
+        yield h
+
+
+def _count_reads(http: Harness, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count `services.directory.current()` calls; the list holds one item per call."""
+    view = http.services.directory
+    real = view.current
+    calls: list[int] = []
+
+    def counted() -> Directory:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(view, "current", counted)
+    return calls
+
+
+def test_each_case_request_reads_the_directory_once(
+    http: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id, version = http.open_case()
+    calls = _count_reads(http, monkeypatch)
+    requests: list[Callable[[], Any]] = [
+        lambda: http.client.get(f"/cases/{case_id}", headers=http.headers("ngo")),
+        lambda: http.client.get(f"/cases/{case_id}/events", headers=http.headers("ngo")),
+        lambda: http.append(
+            case_id,
+            version=version,
+            event_type="ServiceDelivered",
+            payload=example("ServiceDelivered"),
+        ),
+    ]
+    for send in requests:
+        calls.clear()
+        response = send()
+        assert response.status_code in {200, 201}, response.text
+        assert len(calls) == 1, response.request.url
+
+
+def test_a_revocation_refuses_the_next_case_request(http: Harness) -> None:
+    case_id, version = http.open_case()
+    appended = http.append(
+        case_id,
+        version=version,
+        event_type="ServiceDelivered",
+        payload=example("ServiceDelivered"),
+    )
+    assert appended.status_code == 201, appended.text
+    directory = http.services.app.directory()
+    ngo_user = http.users[("ngo", "caseworker")]
+    for token_id, token in directory.tokens.items():
+        if token["user_id"] == ngo_user:
+            revoke = partial(
+                Directory.revoke_token, token_id=UUID(token_id), reason="t", actor=SYSTEM
+            )
+            http.services.app.change_directory(revoke)
+    again = http.append(
+        case_id,
+        version=appended.json()["version"],
+        event_type="ServiceDelivered",
+        payload=example("ServiceDelivered"),
+    )
+    assert again.status_code == 401, again.text
+    read = http.client.get(f"/cases/{case_id}", headers=http.headers("ngo"))
+    assert read.status_code == 401, read.text
+
+
+def test_a_deactivation_refuses_the_next_case_read(http: Harness) -> None:
+    case_id, _version = http.open_case()
+    headers = http.headers("ngo")
+    assert http.client.get(f"/cases/{case_id}/events", headers=headers).status_code == 200
+    user = UUID(http.users[("ngo", "caseworker")])
+    http.services.app.change_directory(lambda d: d.deactivate_user(user, "left", SYSTEM))
+    assert http.client.get(f"/cases/{case_id}/events", headers=headers).status_code == 401
+    assert http.client.get(f"/cases/{case_id}", headers=headers).status_code == 401
+
+
+def test_a_view_answers_concurrent_requests_without_queueing_them(
+    app: ReferralApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests are in the store round trip at once: nothing serializes them."""
+    view = DirectoryView(app)
+    view.current()  # loaded; from now on each call fetches the events after its version
+    both_inside = threading.Barrier(2, timeout=5)
+    real_get = app.events.get
+
+    def get(originator_id: UUID, **kwargs: Any) -> Any:
+        if originator_id == DIRECTORY_ID:
+            both_inside.wait()  # times out (BrokenBarrierError) if the calls are serialized
+        return real_get(originator_id, **kwargs)
+
+    monkeypatch.setattr(app.events, "get", get)
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            view.current()
+        except BaseException as exc:  # noqa: BLE001 -- reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+def test_a_directory_served_is_never_changed_afterwards(app: ReferralApplication) -> None:
+    view = DirectoryView(app)
+    user = uuid4()
+    agency = uuid4()
+
+    def add(d: Directory) -> None:
+        d.register_agency(agency, AgencyKind.NGO, "TH", "An NGO", SYSTEM)
+        d.add_user(user, agency, Role.CASEWORKER, "A caseworker", SYSTEM)
+
+    app.change_directory(add)
+    before = view.current()
+    token_id, _token = issue_token(app, user, ttl=timedelta(days=1), actor=SYSTEM)
+    after = view.current()
+    assert str(token_id) in after.tokens
+    assert str(token_id) not in before.tokens  # a reader holding `before` saw no change
+    assert after.version == before.version + 1
+    assert view.current() is after  # nothing newer: the same directory, no copy
+    app.change_directory(lambda d: d.revoke_token(token_id, "t", SYSTEM))
+    revoked = view.current()
+    assert revoked.tokens[str(token_id)]["revoked"] is True
+    assert after.tokens[str(token_id)]["revoked"] is False
+
+
+def test_case_routes_hop_to_a_worker_thread_only_to_authenticate_and_to_work(
+    http: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dependencies without I/O run on the event loop and the routes render their own bodies:
+    a request costs two worker-thread hops (the token check, the route), not five."""
+    import fastapi.dependencies.utils as dependency_utils
+    import fastapi.routing as fastapi_routing
+
+    case_id, version = http.open_case()
+    hops: list[str] = []
+
+    def counting(module: Any) -> None:
+        real = module.run_in_threadpool
+
+        async def run_in_threadpool(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            hops.append(getattr(func, "__name__", repr(func)))
+            return await real(func, *args, **kwargs)
+
+        monkeypatch.setattr(module, "run_in_threadpool", run_in_threadpool)
+
+    counting(dependency_utils)
+    counting(fastapi_routing)
+    sends: list[Callable[[], Any]] = [
+        lambda: http.client.get("/cases?limit=5", headers=http.headers("ngo")),
+        lambda: http.client.get(f"/cases/{case_id}", headers=http.headers("ngo")),
+        lambda: http.client.get(f"/cases/{case_id}/events", headers=http.headers("ngo")),
+        lambda: http.append(
+            case_id,
+            version=version,
+            event_type="ServiceDelivered",
+            payload=example("ServiceDelivered"),
+        ),
+    ]
+    for send in sends:
+        hops.clear()
+        response = send()
+        assert response.status_code in {200, 201}, response.text
+        assert response.headers["content-type"] == "application/json"
+        if "/cases/" in str(response.request.url):
+            assert response.headers["etag"].strip('"').isdigit()
+        assert hops[0] == "get_principal", hops
+        assert len(hops) == 2, hops
