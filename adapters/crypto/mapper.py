@@ -79,12 +79,7 @@ class CaseKeyMapper(Mapper[UUID]):
         return super().to_stored_event(domain_event)
 
     def _sealed_snapshot(self, snapshot: Snapshot, topic: str) -> StoredEvent:
-        state = dict(vars(snapshot))
-        originator_id = state.pop("originator_id")
-        originator_version = state.pop("originator_version")
-        class_version = getattr(type(snapshot), "class_version", 1)
-        if class_version > 1:
-            state["class_version"] = class_version
+        state, originator_id, originator_version = _event_state(snapshot)
         state["state"] = snapshot_layout.packed_state(state["state"])
         aead = self.keyring.for_writing(originator_id)
         if aead is None:
@@ -100,12 +95,7 @@ class CaseKeyMapper(Mapper[UUID]):
         )
 
     def _stored(self, domain_event: Any, topic: str, seal: Any) -> StoredEvent:
-        state = dict(vars(domain_event))
-        originator_id = state.pop("originator_id")
-        originator_version = state.pop("originator_version")
-        class_version = getattr(type(domain_event), "class_version", 1)
-        if class_version > 1:
-            state["class_version"] = class_version
+        state, originator_id, originator_version = _event_state(domain_event)
         state.pop(ERASED, None)
         seal(state, originator_id, originator_version, type(domain_event).__name__)
         return StoredEvent(
@@ -254,6 +244,18 @@ class CaseKeyMapper(Mapper[UUID]):
             return aead.decrypt(nonce, sealed, place.ad(path))
         except InvalidTag:
             raise CaseKeyError("a case snapshot does not open") from None
+
+
+def _event_state(domain_event: object) -> tuple[dict[str, Any], UUID, int]:
+    """(the event's attributes to transcode, its originator id, its version), as eventsourcing's
+    `Mapper.to_stored_event` (9.5) splits them: the class version kept when above 1."""
+    state = dict(vars(domain_event))
+    originator_id = state.pop("originator_id")
+    originator_version = state.pop("originator_version")
+    class_version = getattr(type(domain_event), "class_version", 1)
+    if class_version > 1:
+        state["class_version"] = class_version
+    return state, originator_id, originator_version
 
 
 def _snapshot_place(case_id: UUID | str, version: int) -> fields.Place:
