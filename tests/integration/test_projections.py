@@ -17,6 +17,7 @@ from projections.registry import all_projections, by_names
 from projections.runner import ProjectionRunner, _after, rebuild
 from referral_core import synthetic
 from referral_core.application import ReferralApplication
+from referral_core.case import Case
 from tests.support.builders import NOW
 from tests.support.readmodels import table_rows
 
@@ -242,3 +243,27 @@ def test_a_rebuild_writes_each_case_once_at_its_last_change(
     assert {c.case.id: c.position for batch in recording.batches for c in batch if c.case} == {
         case_id: ends[case_id] for case_id in handled
     }
+
+
+@pytest.mark.parametrize("rebuild_states", [1000, 2])
+def test_a_rebuild_keeps_its_cases_folded_instead_of_loading_them_again(
+    seeded: ReferralApplication,
+    db: SqliteDatabase | PostgresDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+    rebuild_states: int,
+) -> None:
+    monkeypatch.setattr(runner_module, "CASE_STATES", 2)  # far fewer than the open cases
+    monkeypatch.setattr(runner_module, "REBUILD_CASE_STATES", rebuild_states)
+    loads: list[int | None] = []
+    get_case = seeded.get_case
+
+    def counted(case_id: UUID, *, version: int | None = None) -> Case:
+        loads.append(version)
+        return get_case(case_id, version=version)
+
+    monkeypatch.setattr(seeded, "get_case", counted)
+    rebuild(seeded, db, all_projections(), swap=False, suffix="_states", batch_size=7)
+    if rebuild_states == 1000:
+        assert loads == []  # every case stayed folded from its first event to its last
+    else:
+        assert len(loads) > 10  # too few kept: cases loaded again from the store
