@@ -152,10 +152,11 @@ def lock_key(db: SqliteDatabase | PostgresDatabase, name: str) -> int:
 CASE_STATES = 8192
 """Cases a runner keeps folded while tailing the log (~17 KB each at ~19 events)."""
 REBUILD_CASE_STATES = 100_000
-"""The most a rebuild keeps: a case's events are spread over the whole log, so a rebuild that
-kept fewer cases than are open at once would load most cases again from the store, event after
-event (measured: 54,000 cases interleaved over 1,000,000 events rebuilt at ~600 events/s with
-8,192). A rebuild also lets go of each case at its last event up to where it began."""
+"""The most a rebuild, or a PostgreSQL runner catching up, keeps folded: a case's events are
+spread over the whole log, so a runner keeping fewer cases than are open at once loads most
+cases again from the store, event after event (measured: 54,000 cases over 1,000,000 events
+rebuilt at ~600 events/s with 8,192). A rebuild also lets go of each case at its last event up
+to where it began; a runner back to tailing the log goes back to `CASE_STATES`."""
 
 
 class CaseStates:
@@ -165,6 +166,12 @@ class CaseStates:
         self.app = app
         self.size = CASE_STATES if size is None else size
         self._cases: OrderedDict[UUID, Case] = OrderedDict()
+
+    def resize(self, size: int) -> None:
+        """Keep at most `size` cases from now on (the least recently advanced go first)."""
+        self.size = size
+        while len(self._cases) > size:
+            self._cases.popitem(last=False)
 
     def drop(self, case_id: UUID) -> None:
         """Let go of a case (it is loaded again if it has another event)."""
@@ -270,6 +277,9 @@ class ProjectionRunner:
         # Behind (a full batch): the next one is larger, up to `largest_batch`; else back down.
         full = len(notifications) == limit
         self.next_batch = min(2 * limit, self.largest_batch) if full else self.batch_size
+        if self.final is None and self.largest_batch > self.batch_size:
+            # Catching up keeps as many cases folded as a rebuild; tailing, the usual few.
+            self.states.resize(REBUILD_CASE_STATES if full else CASE_STATES)
         if not notifications:
             return 0
         self.app.expect_reads(

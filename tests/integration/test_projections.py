@@ -213,6 +213,13 @@ def test_batches_grow_while_behind_on_postgres_only_and_shrink_once_caught_up(
     else:
         assert counting.sizes == [5] * (total // 5) + ([total % 5] if total % 5 else [])
     assert runner.next_batch == 5  # the last batch was not full
+    assert runner.states.size == runner_module.CASE_STATES  # tailing: the usual few cases
+    behind = ProjectionRunner(seeded, db, [Counting()], suffix="_behind")
+    assert behind.run_once() == 5  # a full batch: behind
+    catching_up = isinstance(db, PostgresDatabase)
+    assert behind.states.size == (
+        runner_module.REBUILD_CASE_STATES if catching_up else runner_module.CASE_STATES
+    )
     fixed = ProjectionRunner(seeded, db, [counting], batch_size=7, suffix="_fixed")
     counting.sizes.clear()
     fixed.catch_up()
