@@ -267,8 +267,7 @@ class ProjectionRunner:
         return bool(row and row[0])
 
     def _apply_batch(self, tx: Tx) -> int:
-        stored = read_positions(tx, [self.tracking_name(p) for p in self.projections])
-        positions = {p.name: stored[self.tracking_name(p)] for p in self.projections}
+        positions = self.positions_in(tx)
         start = min(positions.values(), default=0)
         limit = self.next_batch
         notifications = self.app.recorder.select_notifications(
@@ -400,7 +399,7 @@ def rebuild(
             delete_position(tx, projection.name + suffix)
     runner = ProjectionRunner(app, db, projections, batch_size=batch_size, suffix=suffix)
     runner.final = app.stream_ends(app.recorder.max_notification_id() or 0)
-    runner.states.size = max(runner.states.size, min(len(runner.final), REBUILD_CASE_STATES))
+    runner.states.resize(max(runner.states.size, min(len(runner.final), REBUILD_CASE_STATES)))
     runner.catch_up()
     runner.final = None
     if not swap:
@@ -410,7 +409,7 @@ def rebuild(
             tx.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(db, SWAP_LOCK),))
         while runner._apply_batch(tx):
             pass
-        position = min(read_position(tx, runner.tracking_name(p)) for p in projections)
+        position = min(runner.positions_in(tx).values())
         for projection in projections:
             projection.swap_in(tx, suffix)
             write_position(tx, projection.name, position)

@@ -7,6 +7,7 @@ connections (on SQLite a deferred transaction, so reading never takes the write 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder
@@ -20,33 +21,46 @@ from adapters.integrity.verify import EventRow
 PAGE = 10_000
 
 
-def read_page(recorder: ApplicationRecorder, after: int, limit: int) -> list[EventRow]:
-    """Up to `limit` events with positions above `after`, in log order."""
+def _select(
+    recorder: ApplicationRecorder, query: str, params: tuple[Any, ...], *, prepare: bool = False
+) -> list[tuple[Any, ...]]:
+    """The rows of a read-only query on the events table, on either store, in a short read
+    transaction. In `query`, `{table}` stands for the table and `{position}` for its log
+    position column (`rowid` on SQLite, `notification_id` on PostgreSQL); parameters are `%s`.
+    """
     if isinstance(recorder, SQLiteApplicationRecorder):
-        statement = (
-            "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {recorder.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        statement = query.format(table=recorder.events_table_name, position="rowid").replace(
+            "%s", "?"
         )
         with recorder.datastore.transaction(commit=False) as curs:
             raw = curs.sqlite_cursor
-            raw.execute(statement, (after, limit))
-            return [EventRow(r[0], r[1], r[2], r[3], r[4]) for r in raw.fetchall()]
+            raw.execute(statement, params)
+            return list(raw.fetchall())
     if isinstance(recorder, PostgresApplicationRecorder):
-        query = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {schema}.{table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-        ).format(
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name),
+        composed = SQL(query).format(
+            table=Identifier(recorder.datastore.schema, recorder.events_table_name),
+            position=Identifier("notification_id"),
         )
         with (
             recorder.datastore.get_connection() as conn,
             conn.transaction(),
             conn.cursor(row_factory=tuple_row) as cur,
         ):
-            cur.execute(query, (after, limit), prepare=True)
-            return [EventRow(r[0], r[1], r[2], r[3], r[4]) for r in cur.fetchall()]
+            cur.execute(composed, params, prepare=prepare)
+            return cur.fetchall()
     raise TypeError(f"cannot read events from {type(recorder).__name__}")
+
+
+def read_page(recorder: ApplicationRecorder, after: int, limit: int) -> list[EventRow]:
+    """Up to `limit` events with positions above `after`, in log order."""
+    rows = _select(
+        recorder,
+        "SELECT {position}, originator_id, originator_version, topic, state FROM {table} "
+        "WHERE {position} > %s ORDER BY {position} LIMIT %s",
+        (after, limit),
+        prepare=True,
+    )
+    return [EventRow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 def iter_events(
@@ -67,58 +81,26 @@ def iter_events(
 
 def stream_events(recorder: ApplicationRecorder, stream: UUID) -> list[EventRow]:
     """Every stored event of one stream, by version, with its log position."""
-    if isinstance(recorder, SQLiteApplicationRecorder):
-        statement = (
-            "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {recorder.events_table_name} WHERE originator_id = ? "
-            "ORDER BY originator_version"
-        )
-        with recorder.datastore.transaction(commit=False) as curs:
-            raw = curs.sqlite_cursor
-            raw.execute(statement, (stream.hex,))
-            return [EventRow(r[0], r[1], r[2], r[3], r[4]) for r in raw.fetchall()]
-    if isinstance(recorder, PostgresApplicationRecorder):
-        query = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version"
-        ).format(
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name),
-        )
-        with (
-            recorder.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor(row_factory=tuple_row) as cur,
-        ):
-            cur.execute(query, (stream,))
-            return [EventRow(r[0], r[1], r[2], r[3], r[4]) for r in cur.fetchall()]
-    raise TypeError(f"cannot read events from {type(recorder).__name__}")
+    rows = _select(
+        recorder,
+        "SELECT {position}, originator_id, originator_version, topic, state FROM {table} "
+        "WHERE originator_id = %s ORDER BY originator_version",
+        (_stream_id(recorder, stream),),
+    )
+    return [EventRow(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 def stream_ends(recorder: ApplicationRecorder, upto: int) -> dict[UUID, int]:
     """The position of each stream's last event at or before position `upto`, in one query."""
-    if isinstance(recorder, SQLiteApplicationRecorder):
-        statement = (
-            "SELECT originator_id, MAX(rowid) "  # noqa: S608
-            f"FROM {recorder.events_table_name} WHERE rowid <= ? GROUP BY originator_id"
-        )
-        with recorder.datastore.transaction(commit=False) as curs:
-            raw = curs.sqlite_cursor
-            raw.execute(statement, (upto,))
-            return {UUID(r[0]): int(r[1]) for r in raw.fetchall()}
-    if isinstance(recorder, PostgresApplicationRecorder):
-        query = SQL(
-            "SELECT originator_id, MAX(notification_id) FROM {schema}.{table} "
-            "WHERE notification_id <= %s GROUP BY originator_id"
-        ).format(
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name),
-        )
-        with (
-            recorder.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor(row_factory=tuple_row) as cur,
-        ):
-            cur.execute(query, (upto,))
-            return {r[0]: int(r[1]) for r in cur.fetchall()}
-    raise TypeError(f"cannot read events from {type(recorder).__name__}")
+    rows = _select(
+        recorder,
+        "SELECT originator_id, MAX({position}) FROM {table} WHERE {position} <= %s "
+        "GROUP BY originator_id",
+        (upto,),
+    )
+    return {r[0] if isinstance(r[0], UUID) else UUID(r[0]): int(r[1]) for r in rows}
+
+
+def _stream_id(recorder: ApplicationRecorder, stream: UUID) -> UUID | str:
+    """A stream id as the store keeps it (SQLite: hex text)."""
+    return stream.hex if isinstance(recorder, SQLiteApplicationRecorder) else stream
