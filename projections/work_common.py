@@ -70,7 +70,12 @@ class WorkRules:
 
     def deadlines(self, case: Case) -> list[Deadline]:
         """The case's deadlines under these rules (shared between read models: not to change)."""
-        return case_memo.get(("deadlines", id(self.rules)), case, self._deadlines)
+        rules, found = case_memo.get(
+            ("deadlines", id(self.rules)), case, lambda c: (self.rules, self._deadlines(c))
+        )
+        # An id is only unique while its object lives: a result kept for other rules that
+        # happened to have the same id is not ours.
+        return found if rules is self.rules else self._deadlines(case)
 
     def _deadlines(self, case: Case) -> list[Deadline]:
         return deadlines_for(case, rules_for(case.country, self.rules))
