@@ -39,6 +39,8 @@ class Database(Protocol):
 
     def transaction(self) -> Any: ...
 
+    def reading(self) -> Any: ...
+
     def close(self) -> None: ...
 
 
@@ -101,6 +103,18 @@ class SqliteDatabase:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        """A transaction that only reads: one snapshot for all its statements (WAL), without
+        the write lock, so it neither waits for a read-model batch or an append nor holds
+        them up. (`transaction` takes the write lock at BEGIN, which a reader need not.)"""
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            yield _SqliteTx(conn)
+        finally:
+            conn.execute("ROLLBACK")
 
     def close(self) -> None:
         with self._lock:
@@ -176,6 +190,13 @@ class PostgresDatabase:
     def transaction(self) -> Iterator[Tx]:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield _PostgresTx(cursor)
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        """A transaction that only reads (on PostgreSQL no different from `transaction`:
+        writers never block readers there)."""
+        with self.transaction() as tx:
+            yield tx
 
     def close(self) -> None:
         self.pool.close()

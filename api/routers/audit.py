@@ -38,7 +38,7 @@ def access_records(
 ) -> dict[str, Any]:
     _auditor(principal)
     services.runner.wait_for(services.app.recorder.max_notification_id() or 0, 2.0)
-    with services.db.transaction() as tx:
+    with services.db.reading() as tx:
         items = list_access(
             tx, case_id=str(case_id) if case_id else None, user_id=user_id, limit=limit
         )

@@ -308,7 +308,7 @@ def get_cases(
             updated_since = updated_since.replace(tzinfo=UTC)
         since = updated_since.astimezone(UTC).isoformat()
     agency_key = ALL_AGENCIES if principal.agency_kind is AgencyKind.AUDITOR else None
-    with services.db.transaction() as tx:
+    with services.db.reading() as tx:
         rows = list_cases(
             tx,
             agency_id=agency_key or principal.agency_id,

@@ -260,7 +260,7 @@ def read_inbox(
     wait_for_position(services, min_position)
     now = services.app.clock()
     agency_id = principal.agency_id
-    with services.db.transaction() as tx:
+    with services.db.reading() as tx:
         position = min(services.runner.positions_in(tx).values(), default=0)
         reports = reports_to_acknowledge(tx, agency_id, limit)
         to_answer = referrals_to_answer(tx, agency_id, limit)
@@ -317,7 +317,7 @@ def read_roster(
     _check_reads_roster(principal, agency_id)
     wait_for_position(services, min_position)
     now = services.app.clock()
-    with services.db.transaction() as tx:
+    with services.db.reading() as tx:
         position = min(services.runner.positions_in(tx).values(), default=0)
         rows = roster_of(tx, str(agency_id), limit)
     return Roster(

@@ -213,7 +213,7 @@ def national_statistics(
     threshold = services.settings.stats_threshold
 
     def count() -> list[ProtectedItem]:
-        with services.db.transaction() as tx:
+        with services.db.reading() as tx:
             cells = count_cases(tx, dimensions, months)
         return protect_table(cells, len(dimensions), threshold)
 
@@ -250,7 +250,7 @@ def hotline_statistics(
     scope = principal.agency_id if own else None
 
     def count() -> list[ProtectedItem]:
-        with services.db.transaction() as tx:
+        with services.db.reading() as tx:
             cells = count_contacts(tx, dimensions, months, scope)
         return protect_table(cells, len(dimensions), threshold)
 
@@ -282,7 +282,7 @@ def ctdc_csv(
     """One row per case; `X-Records-Withheld` says how many rows k-anonymity left out."""
     _allow(principal, EXPORT_READERS, "case exports")
     wait_for_position(services, min_position)
-    with services.db.transaction() as tx:
+    with services.db.reading() as tx:
         sources = export_sources(tx)
     export = ctdc_export(sources, k=services.settings.export_k)
     day = services.app.clock().date().isoformat()

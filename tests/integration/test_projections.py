@@ -274,3 +274,37 @@ def test_a_rebuild_keeps_its_cases_folded_instead_of_loading_them_again(
         assert loads == []  # every case stayed folded from its first event to its last
     else:
         assert len(loads) > 10  # too few kept: cases loaded again from the store
+
+
+def test_a_reading_transaction_neither_waits_for_a_writer_nor_sees_its_uncommitted_rows(
+    database_url: str,
+) -> None:
+    db = open_database(database_url)
+    try:
+        with db.transaction() as tx:
+            tx.execute("CREATE TABLE reading_check (n INTEGER NOT NULL)")
+            tx.execute("INSERT INTO reading_check (n) VALUES (1)")
+        writing, release = threading.Event(), threading.Event()
+
+        def writer() -> None:
+            with db.transaction() as tx:  # holds SQLite's write lock until released
+                tx.execute("INSERT INTO reading_check (n) VALUES (2)")
+                writing.set()
+                release.wait(30)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            assert writing.wait(10)
+            with db.reading() as tx:
+                assert tx.fetchall("SELECT n FROM reading_check") == [(1,)]
+                release.set()
+                thread.join(10)
+                assert not thread.is_alive()  # the writer committed past an open reader
+        finally:
+            release.set()
+            thread.join(10)
+        with db.reading() as tx:
+            assert sorted(tx.fetchall("SELECT n FROM reading_check")) == [(1,), (2,)]
+    finally:
+        db.close()

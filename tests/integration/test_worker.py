@@ -40,7 +40,7 @@ def _worker(database_url: str, batch: int) -> subprocess.Popen[bytes]:
 def _position(database_url: str) -> int:
     db = open_database(database_url)
     try:
-        with db.transaction() as tx:
+        with db.reading() as tx:  # not the write lock: the worker would starve this poll
             return min(read_position(tx, p.name) for p in all_projections())
     except Exception:  # noqa: BLE001 -- tables may not exist yet
         return 0
