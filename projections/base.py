@@ -63,11 +63,15 @@ class Projection(ABC):
     tables: ClassVar[dict[str, str]]
     """Table name -> column definitions (the part between the parentheses)."""
     indexes: ClassVar[tuple[Index, ...]] = ()
+    retired_indexes: ClassVar[tuple[str, ...]] = ()
+    """Indexes an earlier release created and this one replaced: dropped when it starts."""
 
     def create(self, tx: Tx, suffix: str = "") -> None:
         """Create this read model's tables and indexes (named with `suffix` in a rebuild)."""
         for table, columns in self.tables.items():
             tx.execute(f"CREATE TABLE IF NOT EXISTS {table}{suffix} ({columns})")
+        for name in self.retired_indexes:
+            tx.execute(f"DROP INDEX IF EXISTS {name}{suffix}")
         for index in self.indexes:
             unique = "UNIQUE " if index.unique else ""
             where = f" WHERE {index.where}" if index.where else ""

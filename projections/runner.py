@@ -132,6 +132,21 @@ def _rows_follow_the_case(projection: Projection) -> bool:
     )
 
 
+ANALYZE_AFTER = 50_000
+"""Log entries a runner applies before it refreshes its tables' planner statistics itself.
+
+A rebuild's tables, and tables a catch-up filled, have none until autovacuum gets to them
+(never, where it is off): the planner then guesses a few rows per agency and sorts every case
+of a busy agency for an inbox (measured at 6,941 rows: 5-7 ms a list, with statistics 0.1 ms)."""
+
+
+def analyze(tx: Tx, projections: Sequence[Projection], suffix: str = "") -> None:
+    """Refresh the planner statistics of the read models' tables (both databases have ANALYZE)."""
+    for projection in projections:
+        for table in projection.tables:
+            tx.execute(f"ANALYZE {table}{suffix}")
+
+
 def advisory_key(name: str) -> int:
     """A stable 63-bit key for a read model's advisory lock."""
     return int.from_bytes(hashlib.sha256(f"referral:{name}".encode()).digest()[:8], "big") >> 1
@@ -227,6 +242,9 @@ class ProjectionRunner:
         grows = batch_size is None and isinstance(db, PostgresDatabase)
         self.largest_batch = max(self.batch_size, CATCH_UP_BATCH) if grows else self.batch_size
         self.next_batch = self.batch_size
+        self.unanalyzed = 0
+        """Log entries applied since this runner last refreshed its tables' statistics."""
+        self.analyze_after = ANALYZE_AFTER
         self.final: dict[UUID, int] | None = None
         """In a rebuild: each stream's last position when it began (`rebuild`). A keyed read
         model then writes a case's rows once, at its last change up to there, not at every
@@ -303,6 +321,7 @@ class ProjectionRunner:
             raise
         last = notifications[-1].id
         write_positions(tx, [self.tracking_name(p) for p in self.projections], last)
+        self._note_applied(tx, len(notifications), full)
         now = time.time()
         for projection in self.projections:
             stats = self.stats[projection.name]
@@ -318,6 +337,14 @@ class ProjectionRunner:
             total += done
             if done == 0:
                 return total
+
+    def _note_applied(self, tx: Tx, count: int, full: bool) -> None:
+        """After `analyze_after` entries, once not behind (a batch not full), ANALYZE; a
+        rebuild does it once at its end (`rebuild`)."""
+        self.unanalyzed += count
+        if not full and self.final is None and self.unanalyzed >= self.analyze_after:
+            analyze(tx, self.projections, self.suffix)
+            self.unanalyzed = 0
 
     def _changes(self, notifications: Sequence[Any]) -> list[Change]:
         """The batch's changes, each case event with its case and where the batch opened it."""
@@ -347,7 +374,7 @@ class ProjectionRunner:
         return changes
 
     def positions(self) -> dict[str, int]:
-        with self.db.transaction() as tx:
+        with self.db.reading() as tx:
             return self.positions_in(tx)
 
     def positions_in(self, tx: Tx) -> dict[str, int]:
@@ -403,6 +430,8 @@ def rebuild(
     runner.catch_up()
     runner.final = None
     if not swap:
+        with db.transaction() as tx:
+            analyze(tx, projections, suffix)
         return min(runner.positions().values(), default=0)
     with db.transaction() as tx:
         if isinstance(db, PostgresDatabase):
@@ -414,4 +443,6 @@ def rebuild(
             projection.swap_in(tx, suffix)
             write_position(tx, projection.name, position)
             delete_position(tx, projection.name + suffix)
+    with db.transaction() as tx:  # after the swap: SQLite keeps statistics per index name
+        analyze(tx, projections)
     return position

@@ -3,7 +3,8 @@
 Each read model against one scripted case history (exact rows), rebuilt to the same rows; then
 over HTTP: breaches that appear as the clock moves and clear when the discharging event is
 appended, each agency's inbox holding only its own work, the shelter roster and who may read
-it, and a canary name and birth date that reach none of these tables or responses.
+it, and a canary name and birth date that reach none of these tables or responses. At scale:
+each inbox list read in index order, and planner statistics kept after a rebuild or catch-up.
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ import pytest
 
 from projections.base import Projection
 from projections.db import PostgresDatabase, SqliteDatabase, open_database
-from projections.runner import ProjectionRunner, rebuild
+from projections.runner import ProjectionRunner, analyze, rebuild
 from projections.work_common import stored_time
 from projections.work_queues import RULES_FILE_VARIABLE, configured_rules, work_projections
+from projections.work_summary import (
+    DEADLINE_COLUMNS,
+    SUMMARY_COLUMNS,
+    count_overdue,
+    deadlines_of,
+    open_cases,
+)
 from referral_core.application import ReferralApplication, case_id_for_opening
 from referral_core.deadlines import RULES_BY_COUNTRY
 from tests.support.api import Harness, agency, harness
@@ -549,3 +557,137 @@ def test_the_inbox_reads_its_writes_orders_cases_and_bounds_its_lists(http: Harn
     assert len(limited["deadlines"]) == 2
     assert [c["case_id"] for c in limited["cases"]] == [first, second]
     assert http.client.get("/inbox?limit=0", headers=http.headers("ngo")).status_code == 422
+
+
+# -- at scale: lists read in index order, planner statistics kept ------------------------------
+
+
+class RecordingTx:
+    """A transaction that remembers each query it is asked, then answers it as usual."""
+
+    def __init__(self, tx: Any) -> None:
+        self.tx = tx
+        self.queries: list[tuple[str, tuple[Any, ...]]] = []
+
+    def fetchall(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        self.queries.append((sql, tuple(params)))
+        return list(self.tx.fetchall(sql, params))
+
+    def fetchone(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
+        self.queries.append((sql, tuple(params)))
+        row = self.tx.fetchone(sql, params)
+        return None if row is None else tuple(row)
+
+
+def busy_agency_rows(count: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """`count` open cases with a deadline for the NGO, each with a deadline row; as many for
+    the other agency, only three of them with a deadline."""
+    summary: list[tuple[Any, ...]] = []
+    deadlines: list[tuple[Any, ...]] = []
+    for n in range(2 * count):
+        agency_id = NGO if n < count else OTHER
+        case_id = str(UUID(int=n + 1))
+        due = stored_time(at(n % 500))
+        dated = agency_id == NGO or n < count + 3
+        kind = "report_to_law_enforcement"
+        summary.append(
+            (case_id, agency_id, "lead", "identified", agency_id, 0, None, None, 0)
+            + ((kind, due) if dated else (None, None))
+            + (3, n + 10, STAMP)
+        )
+        deadlines.append((agency_id, case_id, kind, agency_id, None, due, n))
+    return summary, deadlines
+
+
+def sorts_rows(db: Database, sql: str, params: tuple[Any, ...]) -> bool:
+    """Whether the database sorts the rows of `sql` rather than reading them in index order."""
+    with db.transaction() as tx:
+        if isinstance(db, PostgresDatabase):
+            plan = "\n".join(str(r[0]) for r in tx.fetchall("EXPLAIN " + sql, params))
+            return "Sort" in plan
+        plan = "\n".join(str(r[-1]) for r in tx.fetchall("EXPLAIN QUERY PLAN " + sql, params))
+        return "TEMP B-TREE" in plan
+
+
+def has_index(db: Database, name: str) -> bool:
+    with db.transaction() as tx:
+        if isinstance(db, PostgresDatabase):
+            row = tx.fetchone("SELECT to_regclass(?)", (f"{db.schema}.{name}",))
+            return bool(row and row[0])
+        return tx.fetchone("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)) is not None
+
+
+def has_statistics(db: Database, table: str) -> bool:
+    with db.transaction() as tx:
+        if isinstance(db, PostgresDatabase):
+            row = tx.fetchone(
+                "SELECT COUNT(*) FROM pg_stats WHERE schemaname = ? AND tablename = ?",
+                (db.schema, table),
+            )
+            return bool(row and row[0])
+        if tx.fetchone("SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'") is None:
+            return False
+        return tx.fetchone("SELECT tbl FROM sqlite_stat1 WHERE tbl = ?", (table,)) is not None
+
+
+def test_an_inbox_reads_each_list_in_index_order_however_busy_the_agency(
+    app: ReferralApplication, db: Database
+) -> None:
+    projections = work_projections(RULES_BY_COUNTRY)
+    ProjectionRunner(app, db, projections)  # creates the tables
+    with db.transaction() as tx:  # as an earlier release left it
+        tx.execute("CREATE INDEX case_summary_by_agency ON case_summary (agency_id, closed)")
+    assert has_index(db, "case_summary_by_agency")
+    ProjectionRunner(app, db, projections)  # a start drops what this release replaced
+    assert not has_index(db, "case_summary_by_agency")
+    assert has_index(db, "case_summary_open_dated")
+    summary, deadlines = busy_agency_rows(2000)
+    with db.transaction() as tx:
+        tx.insert_rows("case_summary", SUMMARY_COLUMNS, summary)
+        tx.insert_rows("case_deadlines", DEADLINE_COLUMNS, deadlines)
+        analyze(tx, projections)
+    now = stored_time(at(4.5))
+    with db.transaction() as tx:
+        recording = RecordingTx(tx)
+        dated = open_cases(recording, NGO, 10)  # type: ignore[arg-type]
+        mostly_undated = open_cases(recording, OTHER, 10)  # type: ignore[arg-type]
+        listed = deadlines_of(recording, NGO, 10)  # type: ignore[arg-type]
+        overdue = count_overdue(recording, NGO, now)  # type: ignore[arg-type]
+    assert [c.next_deadline_at for c in dated] == sorted(c.next_deadline_at or "" for c in dated)
+    assert [c.next_deadline_at is None for c in mostly_undated] == [False] * 3 + [True] * 7
+    newest = [c.position for c in mostly_undated[3:]]
+    assert newest == list(range(2 * 2000 + 9, 2 * 2000 + 2, -1))
+    assert [d.due_at for d in listed] == sorted(d[5] for d in deadlines if d[0] == NGO)[:10]
+    assert overdue == sum(1 for d in deadlines if d[0] == NGO and d[5] <= now)
+    lists = [(sql, params) for sql, params in recording.queries if "ORDER BY" in sql]
+    assert len(lists) == 4  # dated cases (twice), undated cases, deadlines
+    for sql, params in lists:
+        assert not sorts_rows(db, sql, params), sql
+
+
+def test_a_runner_refreshes_planner_statistics_after_a_large_catch_up(
+    app: ReferralApplication, db: Database
+) -> None:
+    scripted_history(app)
+    projections = work_projections(RULES_BY_COUNTRY)
+    runner = ProjectionRunner(app, db, projections, batch_size=1000)
+    runner.analyze_after = 10_000
+    assert runner.catch_up() > 0
+    assert not has_statistics(db, "case_summary")  # fewer entries than `analyze_after`
+    scripted_history(app)
+    runner.analyze_after = runner.unanalyzed + 1
+    assert runner.catch_up() > 0
+    assert has_statistics(db, "case_summary")
+    assert has_statistics(db, "case_deadlines")
+    assert runner.unanalyzed == 0
+
+
+def test_a_rebuild_leaves_planner_statistics(app: ReferralApplication, db: Database) -> None:
+    scripted_history(app)
+    projections = work_projections(RULES_BY_COUNTRY)
+    rebuild(app, db, projections, swap=False, suffix="_check")
+    assert has_statistics(db, "case_summary_check")
+    assert not has_statistics(db, "case_summary")
+    rebuild(app, db, projections)
+    assert has_statistics(db, "case_summary")
+    assert has_statistics(db, "case_deadlines")
