@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.application import Repository
-from eventsourcing.persistence import EventStore, Mapper
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import EventStore, Mapper, Notification
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
@@ -181,6 +182,14 @@ class ProtectedApplication(ReferralApplication):
 
     def stream_ends(self, upto: int) -> dict[UUID, int]:
         return log_reader.stream_ends(self.recorder, upto)
+
+    def log_page(self, after: int, limit: int) -> Sequence[Notification]:
+        """The rows as tuples (the recorder builds a dict per row, then a Notification)."""
+        return log_reader.notifications(self.recorder, after, limit)
+
+    def log_decoder(self) -> Callable[[Notification], DomainEventProtocol[UUID]]:
+        """A full mapper that keeps no opened payloads: each event of the log is read once."""
+        return CaseKeyMapper(self.mapper.transcoder, self.keyring, keep=False).to_domain_event
 
     def construct_repository(self) -> Repository[UUID]:
         """The repository loads aggregates with a fold mapper, which leaves sealed what the

@@ -251,6 +251,7 @@ class ProjectionRunner:
         batch its changes fall in (nobody reads the rebuild's tables before it ends)."""
         self.suffix = suffix
         self.states = CaseStates(app)
+        self.decode = app.log_decoder()
         self.stats = {p.name: RunnerStats() for p in self.projections}
         self.nudge = threading.Event()
         if not create_tables:
@@ -288,9 +289,7 @@ class ProjectionRunner:
         positions = self.positions_in(tx)
         start = min(positions.values(), default=0)
         limit = self.next_batch
-        notifications = self.app.recorder.select_notifications(
-            start=start, limit=limit, inclusive_of_start=False
-        )
+        notifications = self.app.log_page(start, limit)
         # Behind (a full batch): the next one is larger, up to `largest_batch`; else back down.
         full = len(notifications) == limit
         self.next_batch = min(2 * limit, self.largest_batch) if full else self.batch_size
@@ -351,7 +350,7 @@ class ProjectionRunner:
         changes: list[Change] = []
         opened_at: dict[UUID, int] = {}
         for notification in notifications:
-            event = self.app.mapper.to_domain_event(notification)
+            event = self.decode(notification)
             case = None
             if isinstance(event, CaseEvent):
                 case = self.states.advance(event)

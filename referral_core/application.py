@@ -6,7 +6,7 @@ and the stored-event mapper. Nothing here knows which.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -14,7 +14,8 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Notification
 
 from referral_core.case import Case, CaseEvent
 from referral_core.case_cache import DEFAULT_CASE_CACHE_SIZE, CaseCache
@@ -196,6 +197,23 @@ class ReferralApplication(Application[UUID]):
 
         Nothing to do here; a store that seals events fetches the cases' keys in one go.
         """
+
+    def log_page(self, after: int, limit: int) -> Sequence[Notification]:
+        """Up to `limit` entries of the notification log after position `after`, in order.
+
+        Read here through the recorder; a store that can read its rows more cheaply does.
+        """
+        return self.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+
+    def log_decoder(self) -> Callable[[Notification], DomainEventProtocol[UUID]]:
+        """How a reader of the whole log (a read-model runner) turns an entry into its event.
+
+        Here the application's mapper; a store that keeps caches for repeated reads of the
+        same events gives one that keeps none (the log is read once).
+        """
+        return self.mapper.to_domain_event
 
     def stream_ends(self, upto: int) -> dict[UUID, int]:
         """The log position of each stream's last event at or before position `upto`.

@@ -57,14 +57,18 @@ PURPOSE = "purpose"
 class CaseKeyMapper(Mapper[UUID]):
     """eventsourcing's Mapper with per-case sealing; one per application."""
 
-    def __init__(self, transcoder: Transcoder, keyring: Keyring, *, fold: bool = False) -> None:
+    def __init__(
+        self, transcoder: Transcoder, keyring: Keyring, *, fold: bool = False, keep: bool = True
+    ) -> None:
         """`fold`: a mapper for loading aggregates, which opens only the sealed values the
-        case's fold reads (see `fields.fold_names`); the others stay sealed in the event."""
+        case's fold reads (see `fields.fold_names`); the others stay sealed in the event.
+        `keep` false: keep no opened payload (a reader of the whole log reads each once)."""
         super().__init__(transcoder)
         self.keyring = keyring
         self.fold = fold
-        self.opened = OpenedPayloads()
-        keyring.on_destroy(self.opened.forget)
+        self.opened = OpenedPayloads() if keep else OpenedPayloads(0)
+        if keep:
+            keyring.on_destroy(self.opened.forget)
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import pytest
 
+from adapters.crypto.mapper import CaseKeyMapper
 from projections import runner as runner_module
 from projections.base import Change, Projection
 from projections.db import PostgresDatabase, SqliteDatabase, Tx, open_database
@@ -308,3 +309,23 @@ def test_a_reading_transaction_neither_waits_for_a_writer_nor_sees_its_uncommitt
             assert sorted(tx.fetchall("SELECT n FROM reading_check")) == [(1,), (2,)]
     finally:
         db.close()
+
+
+def test_the_runners_log_pages_and_decoder_read_what_the_recorder_and_mapper_do(
+    seeded: ReferralApplication,
+) -> None:
+    last = seeded.recorder.max_notification_id() or 0
+    assert last > 100
+    for after, limit in ((0, 1000), (17, 40), (last - 3, 10), (last, 10)):
+        page = seeded.log_page(after, limit)
+        assert page == seeded.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+    decode = seeded.log_decoder()
+    mapper = getattr(decode, "__self__", None)
+    assert isinstance(mapper, CaseKeyMapper)
+    assert mapper is not seeded.mapper
+    for notification in seeded.log_page(0, 1000):
+        event = decode(notification)
+        assert event.__dict__ == seeded.mapper.to_domain_event(notification).__dict__
+    assert not mapper.opened._entries  # each event of the log is read once: nothing kept
