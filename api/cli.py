@@ -281,7 +281,7 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
     projections = configured(by_names(args.names), settings)
     app = _app(settings)
     db = open_database(settings.database_url)
-    position = rebuild(app, db, projections)
+    position = rebuild(app, db, projections, processes=args.processes)
     print(f"referral: rebuilt {', '.join(p.name for p in projections)} up to position {position}")
     db.close()
     app.close()
@@ -464,6 +464,35 @@ def cmd_keys_new_master(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """A whole number of at least 1 (argparse reports anything else as a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _projections_parsers(sub: Any) -> None:
+    projections = sub.add_parser("projections", help="run or rebuild the read models")
+    projections_sub = projections.add_subparsers(dest="action", required=True)
+    projections_sub.add_parser("run", help="apply the log until SIGTERM").set_defaults(
+        func=cmd_projections_run
+    )
+    rebuild_cmd = projections_sub.add_parser("rebuild", help="replay into fresh tables, swap")
+    rebuild_cmd.add_argument("names", nargs="*", help="read models (default: all)")
+    rebuild_cmd.add_argument(
+        "--processes",
+        type=_positive,
+        default=None,
+        help="processes sharing the cases out (PostgreSQL; default: one per core, up to 8, "
+        "for a log of 100,000 entries or more, else 1)",
+    )
+    rebuild_cmd.set_defaults(func=cmd_projections_rebuild)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="referral", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -503,15 +532,7 @@ def parser() -> argparse.ArgumentParser:
     deactivate.add_argument("--reason", required=True)
     deactivate.set_defaults(func=cmd_users_deactivate)
 
-    projections = sub.add_parser("projections", help="run or rebuild the read models")
-    projections_sub = projections.add_subparsers(dest="action", required=True)
-    projections_sub.add_parser("run", help="apply the log until SIGTERM").set_defaults(
-        func=cmd_projections_run
-    )
-    rebuild_cmd = projections_sub.add_parser("rebuild", help="replay into fresh tables, swap")
-    rebuild_cmd.add_argument("names", nargs="*", help="read models (default: all)")
-    rebuild_cmd.set_defaults(func=cmd_projections_rebuild)
-
+    _projections_parsers(sub)
     _integrity_parsers(sub, users_sub)
 
     tokens = sub.add_parser("tokens", help="issue and revoke tokens")

@@ -25,6 +25,7 @@ ACCESS_COLUMNS = (
 
 class AccessLog(Projection):
     name = "access_log"
+    reads_cases = False
     tables: ClassVar[dict[str, str]] = {
         "access_log": "position BIGINT PRIMARY KEY, recorded_at TEXT NOT NULL, "
         "user_id TEXT NOT NULL, agency_id TEXT NOT NULL, role TEXT NOT NULL, "

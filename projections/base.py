@@ -95,6 +95,11 @@ class Projection(ABC):
             tx.execute(f"ALTER TABLE {table}{suffix} RENAME TO {table}")
         self.create(tx)
 
+    reads_cases: ClassVar[bool] = True
+    """Whether a read model not keyed by case reads the cases of its changes (`Change.case`).
+    One that does not lets a rebuild share the cases out among processes
+    (`projections.rebuild_parts`): it is then handed every change, some without their case."""
+
     keyed_by_case: ClassVar[bool] = False
     """Rows of a case depend only on the case after a change and that change's position and
     time: only the last change of each case in a batch needs handling."""

@@ -165,9 +165,11 @@ class PostgresDatabase:
 
     kind = "postgres"
 
-    def __init__(self, config: StoreConfig, pool_size: int = 4) -> None:
+    def __init__(self, config: StoreConfig, pool_size: int = 4, *, url: str = "") -> None:
+        """`url`: the database URL it was opened with (for processes that open it too)."""
         from psycopg_pool import ConnectionPool
 
+        self.url = url
         env = config.env
         self.schema = env.get("POSTGRES_SCHEMA", "public")
         conninfo = (
@@ -205,5 +207,5 @@ class PostgresDatabase:
 def open_database(database_url: str, *, pool_size: int = 4) -> SqliteDatabase | PostgresDatabase:
     config = parse_database_url(database_url)
     if config.is_postgres:
-        return PostgresDatabase(config, pool_size=pool_size)
+        return PostgresDatabase(config, pool_size=pool_size, url=database_url)
     return SqliteDatabase(config.env["SQLITE_DBNAME"])

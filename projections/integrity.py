@@ -99,6 +99,7 @@ LEAF_INSERT_COLUMNS = ("leaf_index", "position", "originator_id", "version", "to
 
 class IntegrityProjection(Projection):
     name = "integrity"
+    reads_cases = False
     tables: ClassVar[dict[str, str]] = {
         LEAVES: "leaf_index BIGINT PRIMARY KEY, position BIGINT NOT NULL, "
         "originator_id TEXT NOT NULL, version BIGINT NOT NULL, topic TEXT NOT NULL, "

@@ -10,6 +10,7 @@ rebuild reads the log once instead of loading a case per event.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -238,6 +239,7 @@ class ProjectionRunner:
         self.app = app
         self.db = db
         self.projections = list(projections)
+        self.requested_batch = batch_size
         self.batch_size = default_batch(db) if batch_size is None else batch_size
         grows = batch_size is None and isinstance(db, PostgresDatabase)
         self.largest_batch = max(self.batch_size, CATCH_UP_BATCH) if grows else self.batch_size
@@ -250,6 +252,14 @@ class ProjectionRunner:
         model then writes a case's rows once, at its last change up to there, not at every
         batch its changes fall in (nobody reads the rebuild's tables before it ends)."""
         self.suffix = suffix
+        self.tracking_suffix = suffix
+        """Appended to each read model's name for its position (a rebuild's part: its own)."""
+        self.partition: tuple[int, int] | None = None
+        """In a rebuild shared among processes (`projections.rebuild_parts`): (this part,
+        how many). A part folds and hands to its keyed read models only the case events of
+        its cases; part 0 also every other event, and every change to the others."""
+        self.stop: int | None = None
+        """A position not to read past (a rebuild's part stops where the rebuild planned)."""
         self.states = CaseStates(app)
         self.decode = app.log_decoder()
         self.stats = {p.name: RunnerStats() for p in self.projections}
@@ -264,7 +274,7 @@ class ProjectionRunner:
                 projection.create(tx, suffix)
 
     def tracking_name(self, projection: Projection) -> str:
-        return projection.name + self.suffix
+        return projection.name + self.tracking_suffix
 
     @property
     def group(self) -> str:
@@ -289,7 +299,11 @@ class ProjectionRunner:
         positions = self.positions_in(tx)
         start = min(positions.values(), default=0)
         limit = self.next_batch
-        notifications = self.app.log_page(start, limit)
+        if self.stop is not None:
+            limit = min(limit, self.stop - start)
+            if limit <= 0:
+                return 0
+        notifications = read = self.app.log_page(start, limit)
         # Behind (a full batch): the next one is larger, up to `largest_batch`; else back down.
         full = len(notifications) == limit
         self.next_batch = min(2 * limit, self.largest_batch) if full else self.batch_size
@@ -298,14 +312,18 @@ class ProjectionRunner:
             self.states.resize(REBUILD_CASE_STATES if full else CASE_STATES)
         if not notifications:
             return 0
+        if self.partition is not None:
+            notifications = [n for n in notifications if self._read(n)]
         self.app.expect_reads(
             {n.originator_id for n in notifications if n.topic.startswith(TOPIC_PREFIX)}
         )
         try:
             changes = self._changes(notifications)
+            own = changes if self.partition is None else [c for c in changes if self._own(c)]
             shared: dict[int, tuple[list[Change], list[Change]]] = {}
             for projection in self.projections:
-                todo = _after(changes, positions[projection.name])
+                mine = own if projection.keyed_by_case else changes
+                todo = _after(mine, positions[projection.name])
                 if _rows_follow_the_case(projection):
                     # Every such read model picks the same changes: pick them once.
                     held = shared.get(id(todo))
@@ -318,16 +336,16 @@ class ProjectionRunner:
         except BaseException:
             self.states.forget()
             raise
-        last = notifications[-1].id
+        last = read[-1].id
         write_positions(tx, [self.tracking_name(p) for p in self.projections], last)
-        self._note_applied(tx, len(notifications), full)
+        self._note_applied(tx, len(read), full)
         now = time.time()
         for projection in self.projections:
             stats = self.stats[projection.name]
-            stats.processed += len(notifications)
+            stats.processed += len(read)
             stats.position = last
             stats.last_batch_at = now
-        return len(notifications)
+        return len(read)
 
     def catch_up(self) -> int:
         total = 0
@@ -345,6 +363,24 @@ class ProjectionRunner:
             analyze(tx, self.projections, self.suffix)
             self.unanalyzed = 0
 
+    def _part_of(self, case_id: UUID) -> bool:
+        index, count = self.partition or (0, 1)
+        return case_id.int % count == index
+
+    def _read(self, notification: Any) -> bool:
+        """In a part of a rebuild: whether this part decodes the entry (part 0: every one)."""
+        index, _count = self.partition or (0, 1)
+        if index == 0:
+            return True
+        return notification.topic.startswith(TOPIC_PREFIX) and self._part_of(
+            notification.originator_id
+        )
+
+    def _own(self, change: Change) -> bool:
+        """In a part of a rebuild: whether its keyed read models handle this change."""
+        event = change.case_event
+        return event is None or self._part_of(event.originator_id)
+
     def _changes(self, notifications: Sequence[Any]) -> list[Change]:
         """The batch's changes, each case event with its case and where the batch opened it."""
         changes: list[Change] = []
@@ -352,7 +388,9 @@ class ProjectionRunner:
         for notification in notifications:
             event = self.decode(notification)
             case = None
-            if isinstance(event, CaseEvent):
+            if isinstance(event, CaseEvent) and (
+                self.partition is None or self._part_of(event.originator_id)
+            ):
                 case = self.states.advance(event)
                 if event.originator_version == 1:
                     opened_at[event.originator_id] = notification.id
@@ -411,21 +449,35 @@ def rebuild(
     batch_size: int | None = None,
     swap: bool = True,
     suffix: str = REBUILD_SUFFIX,
+    processes: int | None = None,
 ) -> int:
     """Replay the whole log into fresh tables, then swap them in for the live ones.
 
     Live runners keep serving from the old tables meanwhile; the swap, which first applies what
     arrived during the rebuild, excludes every batch (an exclusive advisory lock on PostgreSQL,
     the write lock on SQLite). Returns the position the rebuilt read models reached.
+    `processes`: how many share the cases out (`projections.rebuild_parts`); None: as many
+    as `rebuild_processes` says.
     """
     with db.transaction() as tx:
         ensure_tracking(tx)
         for projection in projections:
             projection.drop(tx, suffix)
-            delete_position(tx, projection.name + suffix)
+        tx.execute(
+            f"DELETE FROM {TRACKING_TABLE} WHERE name IN ({', '.join('?' * len(projections))}) "
+            f"OR name LIKE ?",
+            [p.name + suffix for p in projections] + [f"%{suffix}{PART_MARK}%"],
+        )
     runner = ProjectionRunner(app, db, projections, batch_size=batch_size, suffix=suffix)
-    runner.final = app.stream_ends(app.recorder.max_notification_id() or 0)
+    upto = app.recorder.max_notification_id() or 0
+    runner.final = app.stream_ends(upto)
     runner.states.resize(max(runner.states.size, min(len(runner.final), REBUILD_CASE_STATES)))
+    parts = rebuild_processes(db, projections, upto) if processes is None else processes
+    if parts > 1 and isinstance(db, PostgresDatabase) and shareable(projections):
+        # (imported here: rebuild_parts imports this module)
+        from projections.rebuild_parts import rebuild_in_parts
+
+        rebuild_in_parts(runner, db, upto, parts)
     runner.catch_up()
     runner.final = None
     if not swap:
@@ -445,3 +497,28 @@ def rebuild(
     with db.transaction() as tx:  # after the swap: SQLite keeps statistics per index name
         analyze(tx, projections)
     return position
+
+
+PART_MARK = "@part"
+"""Between a rebuild's suffix and a part's number in the names of the parts' positions."""
+PARALLEL_FROM = 100_000
+"""Log entries from which a rebuild shares its cases out among processes by default (below,
+starting the processes costs more than it saves)."""
+MAX_PROCESSES = 8
+
+
+def shareable(projections: Sequence[Projection]) -> bool:
+    """Whether a rebuild of these read models can share the cases out among processes: every
+    read model is keyed by case or reads no case (see `Projection.reads_cases`)."""
+    return all(p.keyed_by_case or not p.reads_cases for p in projections)
+
+
+def rebuild_processes(
+    db: SqliteDatabase | PostgresDatabase, projections: Sequence[Projection], upto: int
+) -> int:
+    """How many processes a rebuild uses by default: on PostgreSQL, with a log of at least
+    `PARALLEL_FROM` entries, one per core (up to `MAX_PROCESSES`); else one. (On SQLite the
+    parts would wait for one another's write lock.)"""
+    if not isinstance(db, PostgresDatabase) or upto < PARALLEL_FROM or not shareable(projections):
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_PROCESSES))

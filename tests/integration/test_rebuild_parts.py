@@ -1,0 +1,174 @@
+"""A rebuild shared out among processes, on PostgreSQL (SQLite rebuilds in one process).
+
+The rows equal a live runner's, row for row, including events appended after the rebuild's
+plan; the parts leave no position behind; a part that fails fails the rebuild before any swap;
+`referral projections rebuild --processes N` asks for N.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from adapters.store import build_application
+from api.cli import main
+from projections import rebuild_parts
+from projections.base import CaseRowsProjection, Projection
+from projections.db import PostgresDatabase, Row, SqliteDatabase, open_database
+from projections.registry import all_projections
+from projections.runner import (
+    PARALLEL_FROM,
+    TRACKING_TABLE,
+    ProjectionRunner,
+    rebuild,
+    rebuild_processes,
+    shareable,
+)
+from referral_core import synthetic
+from referral_core.application import ReferralApplication
+from referral_core.case import Case, CaseEvent
+from tests.support.builders import NOW
+from tests.support.readmodels import table_rows
+
+Database = SqliteDatabase | PostgresDatabase
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = open_database(database_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def seeded(app: ReferralApplication) -> ReferralApplication:
+    synthetic.seed_directory(app)
+    synthetic.generate_cases(app, cases=16, seed=5, now=NOW - timedelta(minutes=1))
+    return app
+
+
+def positions_named(db: Database, pattern: str) -> list[str]:
+    with db.reading() as tx:
+        rows = tx.fetchall(f"SELECT name FROM {TRACKING_TABLE} WHERE name LIKE ?", (pattern,))  # noqa: S608
+    return sorted(str(r[0]) for r in rows)
+
+
+def test_a_rebuild_in_parts_equals_live_row_for_row_with_entries_after_its_plan(
+    seeded: ReferralApplication, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projections = all_projections()
+    assert shareable(projections)
+    parted: list[int] = []
+    in_parts = rebuild_parts.rebuild_in_parts
+
+    def then_append(runner: ProjectionRunner, pg: PostgresDatabase, upto: int, count: int) -> None:
+        in_parts(runner, pg, upto, count)
+        parted.append(count)
+        assert positions_named(db, "%@part%") == []
+        # Arrived while the parts ran: the rebuild applies it alone before the swap.
+        synthetic.generate_cases(seeded, cases=2, seed=6, now=NOW)
+
+    monkeypatch.setattr(rebuild_parts, "rebuild_in_parts", then_append)
+    position = rebuild(seeded, db, projections, swap=False, suffix="_parts", processes=2)
+    assert position == seeded.recorder.max_notification_id()
+    live = ProjectionRunner(seeded, db, projections, batch_size=29)
+    live.catch_up()
+    for projection in projections:
+        assert table_rows(db, projection, "_parts") == table_rows(db, projection)
+    # Shared out on PostgreSQL only: SQLite's parts would queue for its one write lock.
+    assert parted == ([2] if isinstance(db, PostgresDatabase) else [])
+    assert positions_named(db, "%_parts%") == sorted(p.name + "_parts" for p in projections)
+
+
+def test_a_rebuild_uses_one_process_per_core_only_for_a_long_log_on_postgres(
+    db: Database,
+) -> None:
+    projections = all_projections()
+    many = rebuild_processes(db, projections, PARALLEL_FROM)
+    assert rebuild_processes(db, projections, PARALLEL_FROM - 1) == 1
+    if isinstance(db, PostgresDatabase):
+        assert many >= 1
+        assert rebuild_processes(db, [*projections, ReadsCases()], PARALLEL_FROM) == 1
+    else:
+        assert many == 1
+
+
+class ReadsCases(Projection):
+    """Not keyed by case, yet reads cases: a rebuild cannot share the cases out."""
+
+    name = "reads_cases"
+    tables: ClassVar[dict[str, str]] = {"reads_cases": "position BIGINT PRIMARY KEY"}
+
+    def handle(self, tx: Any, change: Any, suffix: str = "") -> None:
+        """Nothing: only its kind matters here."""
+
+
+class FailsForOddCases(CaseRowsProjection):
+    """Keyed by case; refuses the cases a second part takes (odd ids), as a crash would."""
+
+    name = "fails_for_odd_cases"
+    tables: ClassVar[dict[str, str]] = {"fails_for_odd_cases": "case_id TEXT NOT NULL"}
+    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {"fails_for_odd_cases": ("case_id",)}
+
+    def case_rows(self, case: Case, event: CaseEvent, position: int) -> dict[str, list[Row]]:
+        if case.id.int % 2:
+            raise RuntimeError("a part's batch failed")
+        return {"fails_for_odd_cases": [(str(case.id),)]}
+
+
+def test_a_failing_part_fails_the_rebuild_before_any_swap(postgres_schema_url: str) -> None:
+    """PostgreSQL only: there is no part on SQLite."""
+    app = build_application(postgres_schema_url)
+    db = open_database(postgres_schema_url)
+    try:
+        synthetic.seed_directory(app)
+        synthetic.generate_cases(app, cases=6, seed=5, now=NOW - timedelta(minutes=1))
+        assert any(case_id.int % 2 for case_id in app.stream_ends(10**9))
+        with pytest.raises(RuntimeError, match="part's batch failed"):
+            rebuild(app, db, [FailsForOddCases()], processes=2)
+        assert "fails_for_odd_cases" not in positions_named(db, "fails_for_odd_cases%")
+        with db.reading() as tx:  # nothing swapped in: no live table
+            assert tx.fetchone("SELECT to_regclass('fails_for_odd_cases')") == (None,)
+        assert positions_named(db, "%@part%")  # where the parts had got to
+        with pytest.raises(RuntimeError, match="part's batch failed"):
+            rebuild(app, db, [FailsForOddCases()], processes=1)
+        assert positions_named(db, "%@part%") == []  # a rebuild starts from nothing
+    finally:
+        db.close()
+        app.close()
+
+
+def test_the_cli_rebuilds_in_as_many_processes_as_asked(  # noqa: PLR0917 -- fixtures
+    seeded: ReferralApplication,
+    db: Database,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REFERRAL_DATABASE_URL", database_url)
+    monkeypatch.setenv("REFERRAL_DATA_DIR", str(tmp_path))
+    parted: list[int] = []
+    in_parts = rebuild_parts.rebuild_in_parts
+
+    def counted(runner: ProjectionRunner, pg: PostgresDatabase, upto: int, count: int) -> None:
+        parted.append(count)
+        in_parts(runner, pg, upto, count)
+
+    monkeypatch.setattr(rebuild_parts, "rebuild_in_parts", counted)
+    assert main(["projections", "rebuild", "--processes", "2"]) == 0
+    position = seeded.recorder.max_notification_id()
+    assert f"up to position {position}" in capsys.readouterr().out
+    assert parted == ([2] if isinstance(db, PostgresDatabase) else [])
+    rebuilt = {p.name: table_rows(db, p) for p in all_projections()}
+    rebuild(seeded, db, all_projections(), swap=False, suffix="_one", processes=1)
+    assert {p.name: table_rows(db, p, "_one") for p in all_projections()} == rebuilt
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["projections", "rebuild", "--processes", bad])
+        assert exit_info.value.code == 2
+        assert "--processes" in capsys.readouterr().err
