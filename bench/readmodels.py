@@ -77,7 +77,7 @@ from bench.common import (
 from bench.http import Server, free_port, stop_server, wait_ready
 from projections.db import open_database
 from projections.registry import all_projections
-from projections.runner import POSTGRES_BATCH, ProjectionRunner, rebuild
+from projections.runner import POSTGRES_BATCH, ProjectionRunner, rebuild, rebuild_processes
 from referral_core.application import ReferralApplication
 from referral_core.case import Case
 from referral_core.clock import utc_now
@@ -262,17 +262,18 @@ def generate(
 
 
 def read_log(app: ReferralApplication, page: int, *, decode: bool) -> int:
-    """Read every row of the log in pages (decoding each if asked); return how many."""
+    """Read every row of the log in pages as the runner does (decoding each if asked)."""
     start = 0
     count = 0
+    decoder = app.log_decoder()
     while True:
-        rows = app.recorder.select_notifications(start=start, limit=page, inclusive_of_start=False)
+        rows = app.log_page(start, page)
         if not rows:
             return count
         if decode:
             app.expect_reads({row.originator_id for row in rows})  # keys in one go, as the runner
             for row in rows:
-                app.mapper.to_domain_event(row)
+                decoder(row)
         count += len(rows)
         start = rows[-1].id
 
@@ -286,6 +287,7 @@ class RebuildFigures:
     raw_decode: float
     rebuild: float
     rebuild_s: float
+    processes: int
 
 
 def timed_read(database_url: str, *, decode: bool) -> tuple[int, float]:
@@ -298,16 +300,17 @@ def timed_read(database_url: str, *, decode: bool) -> tuple[int, float]:
         app.close()
 
 
-def timed_rebuild(database_url: str) -> tuple[int, float]:
+def timed_rebuild(database_url: str) -> tuple[int, float, int]:
     """`referral projections rebuild`: every read model replayed from the start into fresh
-    tables, then swapped in; (the position reached, seconds)."""
+    tables, then swapped in; (the position reached, seconds, processes it used)."""
     app = build_application(database_url)
     db = open_database(database_url)
     try:
         projections = configured(all_projections(), ApiSettings(database_url=database_url))
+        processes = rebuild_processes(db, projections, app.recorder.max_notification_id() or 0)
         began = time.perf_counter()
-        position = rebuild(app, db, projections)
-        return position, time.perf_counter() - began
+        position = rebuild(app, db, projections, processes=processes)
+        return position, time.perf_counter() - began, processes
     finally:
         db.close()
         app.close()
@@ -736,7 +739,7 @@ def run(settings: Settings) -> list[Table]:  # noqa: PLR0915 -- the phases in or
         # 1. reading the log, then rebuilding every read model from it
         rows, rows_s = timed_read(database_url, decode=False)
         decoded, decode_s = timed_read(database_url, decode=True)
-        reached, rebuild_s = timed_rebuild(database_url)
+        reached, rebuild_s, processes = timed_rebuild(database_url)
         if reached != (last := log_end(database_url)):
             raise RuntimeError(f"the rebuild reached {reached}, not the log's end {last}")
         results.rebuild = RebuildFigures(
@@ -747,6 +750,7 @@ def run(settings: Settings) -> list[Table]:  # noqa: PLR0915 -- the phases in or
             raw_decode=rate(decoded, decode_s),
             rebuild=rate(rows, rebuild_s),
             rebuild_s=rebuild_s,
+            processes=processes,
         )
         # 2. enough cases for the reads, read models caught up
         app = build_application(database_url, clock=clock)
@@ -841,15 +845,15 @@ def tables(results: Results, sizes: Sizes) -> list[Table]:
             ]
         )
         table.notes.append(
-            f"raw: recorder.select_notifications, pages of {POSTGRES_BATCH:,} "
-            "(the runner's batch on PostgreSQL); +decode: app.mapper.to_domain_event on each "
-            "row (unsealing; a fresh key cache, "
-            "each page's keys read at once)."
+            f"raw: app.log_page (the runner's read of the log: tuple rows), pages of "
+            f"{POSTGRES_BATCH:,}, one process; +decode: app.log_decoder() on each row "
+            "(unsealing; a fresh key cache, each page's keys read at once)."
         )
         table.notes.append(
             f"rebuild: projections.runner.rebuild (`referral projections rebuild`), all "
             f"{len(all_projections())} read models replayed from position 0 into fresh tables "
-            "and swapped in (integrity signing tree heads)."
+            f"and swapped in (integrity signing tree heads), in {r.processes} process(es) "
+            "sharing the cases out (the default: one per core)."
         )
         table.notes.append(
             f"Generation (setup, not a figure): {r.cases:,} cases planned and recorded in "

@@ -2,7 +2,7 @@
 
 Decoding the log and folding cases is most of a rebuild's work, and it is all Python: one
 process uses one core. The keyed read models' rows of a case depend on that case alone, so the
-cases can be shared out: part k of n takes the cases whose id is k modulo n. Part 0 runs in
+cases can be shared out among n parts (`projections.runner.part_of`). Part 0 runs in
 the rebuilding process (`projections.runner.rebuild`): it reads every entry, hands every change
 to the read models that are not keyed by case (those read no case: `Projection.reads_cases`)
 and every event that is not a case's to the keyed ones, and folds only its own cases. Parts 1
@@ -14,6 +14,11 @@ different cases. When every part has reached the plan, the read models' position
 it and the parts' are deleted; the rebuild then goes on alone up to the end of the log and
 swaps the tables in as usual. A part that fails fails the rebuild, whose next run starts again
 from fresh tables.
+
+Parts are spawned: each imports the program's main module afresh, so a script that calls
+`rebuild` must keep its work under `if __name__ == "__main__":`, as multiprocessing requires
+(`referral` and `python -m bench` do). One that does not starts a second rebuild in each part,
+which drops the tables under the first (the integrity read model then refuses to go on).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from projections.runner import (
     REBUILD_CASE_STATES,
     TRACKING_TABLE,
     ProjectionRunner,
+    part_of,
     write_positions,
 )
 
@@ -81,7 +87,7 @@ def rebuild_in_parts(
             index=index,
             count=count,
             batch_size=runner.requested_batch,
-            final={case: at for case, at in final.items() if case.int % count == index},
+            final={case: at for case, at in final.items() if part_of(case, count) == index},
         )
         for index in range(1, count)
     ]

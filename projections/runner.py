@@ -365,7 +365,7 @@ class ProjectionRunner:
 
     def _part_of(self, case_id: UUID) -> bool:
         index, count = self.partition or (0, 1)
-        return case_id.int % count == index
+        return part_of(case_id, count) == index
 
     def _read(self, notification: Any) -> bool:
         """In a part of a rebuild: whether this part decodes the entry (part 0: every one)."""
@@ -505,6 +505,16 @@ PARALLEL_FROM = 100_000
 """Log entries from which a rebuild shares its cases out among processes by default (below,
 starting the processes costs more than it saves)."""
 MAX_PROCESSES = 8
+
+
+def part_of(case_id: UUID, count: int) -> int:
+    """Which of `count` parts of a rebuild folds a case: part 0, which also decodes every other
+    event and runs the read models that are not keyed by case, takes one share of the cases,
+    every other part two (measured at 1,860,000 entries with equal shares: part 0 took a third
+    longer than part 1)."""
+    if count <= 1:
+        return 0
+    return (case_id.int % (2 * count - 1) + 1) // 2
 
 
 def shareable(projections: Sequence[Projection]) -> bool:

@@ -7,10 +7,12 @@ plan; the parts leave no position behind; a part that fails fails the rebuild be
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
+from uuid import UUID
 
 import pytest
 
@@ -24,6 +26,7 @@ from projections.runner import (
     PARALLEL_FROM,
     TRACKING_TABLE,
     ProjectionRunner,
+    part_of,
     rebuild,
     rebuild_processes,
     shareable,
@@ -84,6 +87,18 @@ def test_a_rebuild_in_parts_equals_live_row_for_row_with_entries_after_its_plan(
     assert positions_named(db, "%_parts%") == sorted(p.name + "_parts" for p in projections)
 
 
+def test_part_zero_takes_one_share_of_the_cases_and_every_other_part_two() -> None:
+    cases = [UUID(int=n * 7919 + 13) for n in range(7000)]
+    assert {part_of(case_id, 1) for case_id in cases} == {0}
+    for count in (2, 3, 4):
+        taken = Counter(part_of(case_id, count) for case_id in cases)
+        assert set(taken) == set(range(count))
+        share = len(cases) / (2 * count - 1)
+        assert abs(taken[0] - share) < 0.1 * share
+        for part in range(1, count):
+            assert abs(taken[part] - 2 * share) < 0.1 * share
+
+
 def test_a_rebuild_uses_one_process_per_core_only_for_a_long_log_on_postgres(
     db: Database,
 ) -> None:
@@ -107,17 +122,17 @@ class ReadsCases(Projection):
         """Nothing: only its kind matters here."""
 
 
-class FailsForOddCases(CaseRowsProjection):
-    """Keyed by case; refuses the cases a second part takes (odd ids), as a crash would."""
+class FailsInPartOne(CaseRowsProjection):
+    """Keyed by case; refuses the cases the second of two parts takes, as a crash would."""
 
-    name = "fails_for_odd_cases"
-    tables: ClassVar[dict[str, str]] = {"fails_for_odd_cases": "case_id TEXT NOT NULL"}
-    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {"fails_for_odd_cases": ("case_id",)}
+    name = "fails_in_part_one"
+    tables: ClassVar[dict[str, str]] = {"fails_in_part_one": "case_id TEXT NOT NULL"}
+    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {"fails_in_part_one": ("case_id",)}
 
     def case_rows(self, case: Case, event: CaseEvent, position: int) -> dict[str, list[Row]]:
-        if case.id.int % 2:
+        if part_of(case.id, 2) == 1:
             raise RuntimeError("a part's batch failed")
-        return {"fails_for_odd_cases": [(str(case.id),)]}
+        return {"fails_in_part_one": [(str(case.id),)]}
 
 
 def test_a_failing_part_fails_the_rebuild_before_any_swap(postgres_schema_url: str) -> None:
@@ -127,15 +142,15 @@ def test_a_failing_part_fails_the_rebuild_before_any_swap(postgres_schema_url: s
     try:
         synthetic.seed_directory(app)
         synthetic.generate_cases(app, cases=6, seed=5, now=NOW - timedelta(minutes=1))
-        assert any(case_id.int % 2 for case_id in app.stream_ends(10**9))
+        assert any(part_of(case_id, 2) == 1 for case_id in app.stream_ends(10**9))
         with pytest.raises(RuntimeError, match="part's batch failed"):
-            rebuild(app, db, [FailsForOddCases()], processes=2)
-        assert "fails_for_odd_cases" not in positions_named(db, "fails_for_odd_cases%")
+            rebuild(app, db, [FailsInPartOne()], processes=2)
+        assert "fails_in_part_one" not in positions_named(db, "fails_in_part_one%")
         with db.reading() as tx:  # nothing swapped in: no live table
-            assert tx.fetchone("SELECT to_regclass('fails_for_odd_cases')") == (None,)
+            assert tx.fetchone("SELECT to_regclass('fails_in_part_one')") == (None,)
         assert positions_named(db, "%@part%")  # where the parts had got to
         with pytest.raises(RuntimeError, match="part's batch failed"):
-            rebuild(app, db, [FailsForOddCases()], processes=1)
+            rebuild(app, db, [FailsInPartOne()], processes=1)
         assert positions_named(db, "%@part%") == []  # a rebuild starts from nothing
     finally:
         db.close()
