@@ -264,6 +264,7 @@ def cmd_projections_run(settings: Settings, _args: argparse.Namespace) -> int:
     run_worker(
         runner,
         db,
+        gather=settings.projection_gather_seconds,
         on_error=lambda exc: log.warning("projection batch failed", error_type=type(exc).__name__),
     )
     db.close()

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     projection_batch_size: int | None = Field(default=None, ge=1, le=100_000)
     """How many log entries a read-model batch applies in one transaction; unset: 2,000 on
     PostgreSQL, 500 on SQLite (where a batch holds the one write lock against appends)."""
+    projection_gather_seconds: float = Field(default=0.05, ge=0, le=5)
+    """The separate read-model worker (`referral projections run`), woken by an append, waits
+    this long for more before its batch: under load one batch then applies many appends, for
+    much less work per append than a batch each; read models lag by as much more."""
     read_wait_seconds: float = Field(default=5.0, ge=0, le=60)
     """How long a read may wait for the read models to reach a given log position."""
     stats_threshold: int = Field(default=5, ge=2, le=1000)

@@ -53,9 +53,11 @@ def run_worker(
     *,
     stop: threading.Event | None = None,
     poll_interval: float = 0.5,
+    gather: float = 0.0,
     on_error: Callable[[BaseException], None] | None = None,
 ) -> None:
-    """Run until `stop` is set (SIGTERM/SIGINT set it when called from the main thread)."""
+    """Run until `stop` is set (SIGTERM/SIGINT set it when called from the main thread).
+    `gather`: see `ProjectionRunner.run_forever`."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
 
@@ -70,7 +72,7 @@ def run_worker(
     attempt = 0
     while not stop.is_set():
         try:
-            runner.run_forever(stop, poll_interval)
+            runner.run_forever(stop, poll_interval, gather=gather)
             attempt = 0
         except Exception as exc:  # noqa: BLE001 -- restart loop: the store may come back
             if on_error is not None:

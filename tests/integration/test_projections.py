@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import ClassVar
@@ -329,3 +330,40 @@ def test_the_runners_log_pages_and_decoder_read_what_the_recorder_and_mapper_do(
         event = decode(notification)
         assert event.__dict__ == seeded.mapper.to_domain_event(notification).__dict__
     assert not mapper.opened._entries  # each event of the log is read once: nothing kept
+
+
+@pytest.mark.parametrize("gather", [0.0, 1.0])
+def test_a_woken_runner_gathers_the_appends_that_follow_into_one_batch(
+    app: ReferralApplication, db: SqliteDatabase | PostgresDatabase, gather: float
+) -> None:
+    synthetic.seed_directory(app)
+    recording = Recording()
+    runner = ProjectionRunner(app, db, [recording])
+    runner.catch_up()
+    recording.batches.clear()
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=runner.run_forever, args=(stop, 5.0), kwargs={"gather": gather}
+    )
+    worker.start()
+    try:
+        synthetic.generate_cases(app, cases=1, seed=3, now=NOW - timedelta(minutes=1))
+        first = app.recorder.max_notification_id() or 0
+        runner.nudge.set()  # as the worker's listener does on the append's NOTIFY
+        time.sleep(0.1)
+        synthetic.generate_cases(app, cases=1, seed=4, now=NOW - timedelta(minutes=1))
+        runner.nudge.set()
+        last = app.recorder.max_notification_id() or 0
+        assert runner.wait_for(last, timeout=10)
+    finally:
+        stop.set()
+        runner.nudge.set()
+        worker.join(10)
+    batches = [[c.position for c in batch] for batch in recording.batches if batch]
+    handled = sorted(p for batch in batches for p in batch)
+    assert handled[-1] == last
+    if gather:
+        assert len(batches) == 1  # both cases' events in the batch after the window
+    else:
+        assert any(max(batch) == first for batch in batches)  # the first case's alone
+        assert len(batches) >= 2
