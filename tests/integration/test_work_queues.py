@@ -645,7 +645,7 @@ def test_an_inbox_reads_each_list_in_index_order_however_busy_the_agency(
     with db.transaction() as tx:
         tx.insert_rows("case_summary", SUMMARY_COLUMNS, summary)
         tx.insert_rows("case_deadlines", DEADLINE_COLUMNS, deadlines)
-        analyze(tx, projections)
+        analyze(db, tx, projections)
     now = stored_time(at(4.5))
     with db.transaction() as tx:
         recording = RecordingTx(tx)
