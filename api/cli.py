@@ -44,9 +44,8 @@ def _agency_id(app: ReferralApplication, value: str) -> UUID:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from api.keys import master_keys, tree_head_signer
+    from api.serve import serve
 
     master_keys(settings)  # refuse at once, in one line, rather than in the server's start
     tree_head_signer(settings)
@@ -61,16 +60,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.cookie_secure:
         print("referral: REFERRAL_COOKIE_SECURE is off: for a plain-http demo on loopback only")
     print(f"referral: anonymous public report form at http://{host}:{port}/report")
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
-    return 0
+    return serve(host, port, workers)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:

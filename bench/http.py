@@ -9,9 +9,9 @@ is started for the configuration (once the servers are up) and stopped after it.
 first phase the worker has caught up with the log, so its catch-up on the setup's events is not
 measured.
 
-Configurations: 1 worker; 2 workers (`uvicorn --workers 2`); and, for comparison, 2 separate
-1-worker servers with the clients split between their ports, which is what a balancer in front
-of separate processes would do (DESIGN.md: `--workers` loses TCP_NODELAY on its sockets).
+Configurations: 1 worker; 2 workers (`referral serve --workers 2`: two processes each listening
+on the port with SO_REUSEPORT, `api/serve.py`); and, for comparison, 2 separate 1-worker servers
+with the clients split evenly between their ports, as a balancer in front of them would.
 Quick mode runs the first two only, with a few hundred requests: a smoke run of about 20 s.
 
 The load generator is a separate process: 16 threads, each with its own `httpx.Client` (one
@@ -1048,8 +1048,8 @@ def cpu_table(figures: list[Figures], elapsed: float) -> Table:
         "is over the phase and the wait together."
     )
     table.notes.append(
-        "2 workers: uvicorn --workers loses TCP_NODELAY on its sockets (DESIGN.md), which adds "
-        "a delayed ACK (~40 ms) to each keep-alive response."
+        "2 workers: the kernel spreads connections over the two listening sockets by their "
+        "addresses (SO_REUSEPORT): 'connections per process' shows how evenly."
     )
     table.notes.append(
         "'other' well above 0 means other work on the machine took CPU during the phase and "
