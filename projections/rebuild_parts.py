@@ -106,10 +106,15 @@ def rebuild_in_parts(
         )
 
 
-def _run_as_part(runner: ProjectionRunner, upto: int, index: int, count: int) -> None:
-    """Run `runner` as part `index` up to `upto`, then make it the whole rebuild's again."""
+def _make_part(runner: ProjectionRunner, upto: int, index: int, count: int) -> None:
+    """Make `runner` part `index` of `count`, stopping at `upto`, with positions of its own."""
     runner.partition, runner.stop = (index, count), upto
     runner.tracking_suffix = part_name(runner.suffix, index)
+
+
+def _run_as_part(runner: ProjectionRunner, upto: int, index: int, count: int) -> None:
+    """Run `runner` as part `index` up to `upto`, then make it the whole rebuild's again."""
+    _make_part(runner, upto, index, count)
     try:
         runner.catch_up()
     finally:
@@ -133,8 +138,7 @@ def run_part(part: Part) -> int:
         )
         runner.final = part.final
         runner.states.resize(max(runner.states.size, min(len(part.final), REBUILD_CASE_STATES)))
-        runner.partition, runner.stop = (part.index, part.count), part.upto
-        runner.tracking_suffix = part_name(part.suffix, part.index)
+        _make_part(runner, part.upto, part.index, part.count)
         runner.catch_up()
         return min(runner.positions().values(), default=0)
     finally:

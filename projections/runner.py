@@ -320,6 +320,8 @@ class ProjectionRunner:
             if limit <= 0:
                 return 0
         notifications = read = self.app.log_page(start, limit)
+        if self.stop is not None:  # positions have gaps (a rolled-back append): count by id
+            notifications = read = [n for n in read if n.id <= self.stop]
         # Behind (a full batch): the next one is larger, up to `largest_batch`; else back down.
         full = len(notifications) == limit
         self.behind = full
@@ -503,7 +505,7 @@ def rebuild(
     runner.final = app.stream_ends(upto)
     runner.states.resize(max(runner.states.size, min(len(runner.final), REBUILD_CASE_STATES)))
     parts = rebuild_processes(db, projections, upto) if processes is None else processes
-    if parts > 1 and isinstance(db, PostgresDatabase) and shareable(projections):
+    if parts > 1 and isinstance(db, PostgresDatabase) and db.url and shareable(projections):
         # (imported here: rebuild_parts imports this module)
         from projections.rebuild_parts import rebuild_in_parts
 
