@@ -17,6 +17,9 @@ from adapters.store import StoreConfig, parse_database_url
 
 Row = tuple[Any, ...]
 
+SQLITE_ANALYSIS_LIMIT = 2000
+"""Rows SQLite's ANALYZE reads per index (PostgreSQL's samples a fixed number of rows anyway)."""
+
 
 class Tx(Protocol):
     """An open transaction: run statements, read rows."""
@@ -40,6 +43,8 @@ class Database(Protocol):
     def transaction(self) -> Any: ...
 
     def reading(self) -> Any: ...
+
+    def refresh_statistics(self, tables: Sequence[str]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -115,6 +120,14 @@ class SqliteDatabase:
             yield _SqliteTx(conn)
         finally:
             conn.execute("ROLLBACK")
+
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """ANALYZE the tables, reading at most `SQLITE_ANALYSIS_LIMIT` rows per index (without a
+        limit SQLite reads them all, holding the write lock against appends meanwhile)."""
+        with self.transaction() as tx:
+            tx.execute(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")
+            for table in tables:
+                tx.execute(f"ANALYZE {table}")
 
     def close(self) -> None:
         with self._lock:
@@ -199,6 +212,17 @@ class PostgresDatabase:
         writers never block readers there)."""
         with self.transaction() as tx:
             yield tx
+
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """VACUUM (ANALYZE) the tables, on a connection of their own (VACUUM runs outside any
+        transaction): dead row versions go, the visibility map lets counts be read from the
+        index alone, and the planner's statistics are fresh. Autovacuum would, some time later
+        (or never, where it is off)."""
+        import psycopg
+
+        with psycopg.connect(self.conninfo, autocommit=True, **self.connect_kwargs) as conn:
+            for table in tables:
+                conn.execute(f"VACUUM (ANALYZE) {table}")
 
     def close(self) -> None:
         self.pool.close()

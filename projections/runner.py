@@ -6,7 +6,7 @@ lock per read model keeps two workers from processing the same read model at onc
 write lock does the same. Case states are kept in a small LRU and advanced event by event, so a
 rebuild reads the log once instead of loading a case per event. A rebuild on PostgreSQL may share
 its cases out among processes (`projections.rebuild_parts`); after a rebuild or a long catch-up
-the runner refreshes its tables' planner statistics (`analyze`).
+the runner refreshes its tables (`refresh_statistics`).
 """
 
 from __future__ import annotations
@@ -135,31 +135,20 @@ def _rows_follow_the_case(projection: Projection) -> bool:
     )
 
 
-ANALYZE_AFTER = 50_000
-"""Log entries a runner applies before it refreshes its tables' planner statistics itself.
+MAINTAIN_AFTER = 50_000
+"""Log entries a runner applies before it refreshes its tables itself (`refresh_statistics`).
 
-A rebuild's tables, and tables a catch-up filled, have none until autovacuum gets to them
-(never, where it is off): the planner then guesses a few rows per agency and sorts every case
-of a busy agency for an inbox (measured at 6,941 rows: 5-7 ms a list, with statistics 0.1 ms)."""
-
-
-SQLITE_ANALYSIS_LIMIT = 2000
-"""Rows SQLite's ANALYZE reads per index (it reads them all without a limit, holding the write
-lock against appends meanwhile); PostgreSQL's samples a fixed number of rows anyway."""
+A rebuild's tables, and tables a catch-up rewrote, have no planner statistics and many dead row
+versions until autovacuum gets to them (never, where it is off): the planner then guesses a few
+rows per agency and sorts every case of a busy agency for an inbox (measured at 6,941 rows: 5-7
+ms a list, with statistics 0.1 ms), and each index scan wades through the dead versions."""
 
 
-def analyze(
-    db: SqliteDatabase | PostgresDatabase,
-    tx: Tx,
-    projections: Sequence[Projection],
-    suffix: str = "",
+def refresh_statistics(
+    db: SqliteDatabase | PostgresDatabase, projections: Sequence[Projection], suffix: str = ""
 ) -> None:
-    """Refresh the planner statistics of the read models' tables (both databases have ANALYZE)."""
-    if isinstance(db, SqliteDatabase):
-        tx.execute(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")
-    for projection in projections:
-        for table in projection.tables:
-            tx.execute(f"ANALYZE {table}{suffix}")
+    """Refresh the read models' tables: VACUUM (ANALYZE) on PostgreSQL, ANALYZE on SQLite."""
+    db.refresh_statistics([table + suffix for p in projections for table in p.tables])
 
 
 def advisory_key(name: str) -> int:
@@ -260,9 +249,9 @@ class ProjectionRunner:
         self.next_batch = self.batch_size
         self.behind = False
         """Whether the last batch was full (more of the log was waiting)."""
-        self.unanalyzed = 0
-        """Log entries applied since this runner last refreshed its tables' statistics."""
-        self.analyze_after = ANALYZE_AFTER
+        self.unmaintained = 0
+        """Log entries applied since this runner last refreshed its tables."""
+        self.maintain_after = MAINTAIN_AFTER
         self.final: dict[UUID, int] | None = None
         """In a rebuild: each stream's last position when it began (`rebuild`). A keyed read
         model then writes a case's rows once, at its last change up to there, not at every
@@ -301,7 +290,10 @@ class ProjectionRunner:
         with self.db.transaction() as tx:
             if not self._lock(tx):
                 return 0
-            return self._apply_batch(tx)
+            done = self._apply_batch(tx)
+        if done and self._maintenance_due(done):
+            refresh_statistics(self.db, self.projections, self.suffix)
+        return done
 
     def _lock(self, tx: Tx) -> bool:
         """One worker per read-model group; a rebuild's swap excludes every batch."""
@@ -357,7 +349,6 @@ class ProjectionRunner:
             raise
         last = read[-1].id
         write_positions(tx, [self.tracking_name(p) for p in self.projections], last)
-        self._note_applied(tx, len(read), full)
         now = time.time()
         for projection in self.projections:
             stats = self.stats[projection.name]
@@ -374,13 +365,14 @@ class ProjectionRunner:
             if done == 0:
                 return total
 
-    def _note_applied(self, tx: Tx, count: int, full: bool) -> None:
-        """After `analyze_after` entries, once not behind (a batch not full), ANALYZE; a
-        rebuild does it once at its end (`rebuild`)."""
-        self.unanalyzed += count
-        if not full and self.final is None and self.unanalyzed >= self.analyze_after:
-            analyze(self.db, tx, self.projections, self.suffix)
-            self.unanalyzed = 0
+    def _maintenance_due(self, done: int) -> bool:
+        """After `maintain_after` entries, once not behind (a batch not full): refresh the
+        tables, after the batch's commit. A rebuild does it once, at its end."""
+        self.unmaintained += done
+        if self.behind or self.final is not None or self.unmaintained < self.maintain_after:
+            return False
+        self.unmaintained = 0
+        return True
 
     def _part_of(self, case_id: UUID) -> bool:
         index, count = self.partition or (0, 1)
@@ -513,8 +505,7 @@ def rebuild(
     runner.catch_up()
     runner.final = None
     if not swap:
-        with db.transaction() as tx:
-            analyze(db, tx, projections, suffix)
+        refresh_statistics(db, projections, suffix)
         return min(runner.positions().values(), default=0)
     with db.transaction() as tx:
         if isinstance(db, PostgresDatabase):
@@ -526,8 +517,7 @@ def rebuild(
             projection.swap_in(tx, suffix)
             write_position(tx, projection.name, position)
             delete_position(tx, projection.name + suffix)
-    with db.transaction() as tx:  # after the swap: SQLite keeps statistics per index name
-        analyze(db, tx, projections)
+    refresh_statistics(db, projections)  # after the swap: SQLite keeps statistics per index
     return position
 
 
