@@ -1,4 +1,5 @@
-"""Fixtures: the application on SQLite and on PostgreSQL, through the real adapter."""
+"""Fixtures: the application and the read models' database on SQLite and on PostgreSQL,
+through the real adapters."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import settings
 from adapters.crypto.master import MASTER_KEYS_SETTING, generate_master_key_entry
 from adapters.integrity.tree_head import generate_signing_key_pem
 from adapters.store import build_application
+from projections.db import PostgresDatabase, SqliteDatabase, open_database
 from referral_core.application import ReferralApplication
 from tests.support import postgres
 from tests.support.builders import MovableClock
@@ -86,3 +88,11 @@ def app(database_url: str, clock: MovableClock) -> Iterator[ReferralApplication]
     application = build_application(database_url, clock=clock)
     yield application
     application.close()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[SqliteDatabase | PostgresDatabase]:
+    """The read models' database on the same store."""
+    database = open_database(database_url)
+    yield database
+    database.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import ClassVar
 from uuid import UUID
@@ -22,13 +22,6 @@ from referral_core.application import ReferralApplication
 from referral_core.case import Case
 from tests.support.builders import NOW
 from tests.support.readmodels import table_rows
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[SqliteDatabase | PostgresDatabase]:
-    database = open_database(database_url)
-    yield database
-    database.close()
 
 
 @pytest.fixture

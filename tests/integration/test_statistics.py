@@ -24,7 +24,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from adapters.auth import issue_token
-from projections.db import PostgresDatabase, SqliteDatabase, open_database
+from projections.db import PostgresDatabase, SqliteDatabase
 from projections.runner import ProjectionRunner, rebuild
 from projections.statistics import (
     HotlineStatistics,
@@ -52,13 +52,6 @@ CANARY_GIVEN = "Zebedeecanary"
 CANARY_FAMILY = "Quillcanaryson"
 CANARY_BIRTH = "2011-02-03"
 Database = SqliteDatabase | PostgresDatabase
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = open_database(database_url)
-    yield database
-    database.close()
 
 
 def catch_up(runner: ProjectionRunner, timeout: float = 60.0) -> None:

@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from projections.base import Projection
-from projections.db import PostgresDatabase, SqliteDatabase, open_database
+from projections.db import PostgresDatabase, SqliteDatabase
 from projections.runner import ProjectionRunner, rebuild, refresh_statistics
 from projections.work_common import stored_time
 from projections.work_queues import RULES_FILE_VARIABLE, configured_rules, work_projections
@@ -51,13 +51,6 @@ STATUTE = "Child Protection Act s.20"
 STAMP = stored_time(NOW)
 
 Database = SqliteDatabase | PostgresDatabase
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = open_database(database_url)
-    yield database
-    database.close()
 
 
 def at(hours: float) -> datetime:
