@@ -24,7 +24,7 @@ which drops the tables under the first (the integrity read model then refuses to
 from __future__ import annotations
 
 import multiprocessing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.reduction import ForkingPickler
 from types import MappingProxyType
 from typing import Any
@@ -56,7 +56,7 @@ ForkingPickler.register(MappingProxyType, lambda proxy: (_mapping, (dict(proxy),
 class Part:
     """What a spawned part needs: where, which read models, up to where, and which cases."""
 
-    database_url: str
+    database_url: str = field(repr=False)  # may hold a password
     projections: tuple[Projection, ...]
     suffix: str
     upto: int

@@ -12,6 +12,7 @@ the runner refreshes its tables (`refresh_statistics`).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -26,6 +27,8 @@ from projections.db import PostgresDatabase, SqliteDatabase, Tx
 from referral_core.application import ReferralApplication
 from referral_core.case import Case, CaseEvent
 from referral_core.case_events import TOPIC_PREFIX
+
+log = logging.getLogger(__name__)
 
 TRACKING_TABLE = "projection_position"
 REBUILD_SUFFIX = "_rebuild"
@@ -252,6 +255,8 @@ class ProjectionRunner:
         self.unmaintained = 0
         """Log entries applied since this runner last refreshed its tables."""
         self.maintain_after = MAINTAIN_AFTER
+        self.refreshing: threading.Thread | None = None
+        """The thread refreshing the tables after a large catch-up, if one was started."""
         self.final: dict[UUID, int] | None = None
         """In a rebuild: each stream's last position when it began (`rebuild`). A keyed read
         model then writes a case's rows once, at its last change up to there, not at every
@@ -292,8 +297,24 @@ class ProjectionRunner:
                 return 0
             done = self._apply_batch(tx)
         if done and self._maintenance_due(done):
-            refresh_statistics(self.db, self.projections, self.suffix)
+            self._refresh_in_background()
         return done
+
+    def _refresh_in_background(self) -> None:
+        """Refresh the tables in a thread of its own: vacuuming a large table takes seconds,
+        which batches would otherwise wait out (VACUUM blocks no insert or delete). One at a
+        time; one that fails is logged and the next one tries again."""
+        if self.refreshing is not None and self.refreshing.is_alive():
+            return
+
+        def refresh() -> None:
+            try:
+                refresh_statistics(self.db, self.projections, self.suffix)
+            except Exception as exc:  # noqa: BLE001 -- autovacuum remains; the next one retries
+                log.warning("refreshing the read models' tables failed: %s", type(exc).__name__)
+
+        self.refreshing = threading.Thread(target=refresh, name="projections-refresh", daemon=True)
+        self.refreshing.start()
 
     def _lock(self, tx: Tx) -> bool:
         """One worker per read-model group; a rebuild's swap excludes every batch."""
@@ -367,7 +388,8 @@ class ProjectionRunner:
 
     def _maintenance_due(self, done: int) -> bool:
         """After `maintain_after` entries, once not behind (a batch not full): refresh the
-        tables, after the batch's commit. A rebuild does it once, at its end."""
+        tables, after the batch's commit. A rebuild does it once, at its end, before it
+        returns."""
         self.unmaintained += done
         if self.behind or self.final is not None or self.unmaintained < self.maintain_after:
             return False

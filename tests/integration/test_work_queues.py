@@ -670,6 +670,8 @@ def test_a_runner_refreshes_planner_statistics_after_a_large_catch_up(
     scripted_history(app)
     runner.maintain_after = runner.unmaintained + 1
     assert runner.catch_up() > 0
+    assert runner.refreshing is not None  # in a thread of its own: batches go on meanwhile
+    runner.refreshing.join(30)
     assert has_statistics(db, "case_summary")
     assert has_statistics(db, "case_deadlines")
     assert runner.unmaintained == 0
