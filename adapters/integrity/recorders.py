@@ -29,6 +29,7 @@ from uuid import UUID
 from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteTransaction
+from psycopg.errors import PipelineAborted, ReadOnlySqlTransaction
 from psycopg.sql import SQL, Identifier
 
 from adapters.integrity.chain import ZERO_HASH, event_hash, with_header
@@ -194,9 +195,26 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         self._batch.hashes = {}
-        ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        try:
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        except OperationalError as exc:
+            if _pipeline_aborted(exc) and self._in_recovery():
+                raise ReadOnlySqlTransaction(
+                    "this node is a hot standby: appends go to the primary"
+                ) from exc
+            raise
         self.chain_memory.committed(self._batch.hashes)
         return ids
+
+    def _in_recovery(self) -> bool:
+        """Whether the database is a hot standby (asked only after a failed append)."""
+        try:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute("SELECT pg_is_in_recovery() AS standby")
+                row = curs.fetchone()
+        except Exception:  # noqa: BLE001 -- unknown: the original error stands
+            return False
+        return bool(row and row["standby"])
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -220,6 +238,18 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             if key is not None:
                 found[key] = (row["topic"], bytes(row["state"]))
         return found
+
+
+def _pipeline_aborted(exc: BaseException) -> bool:
+    """Whether an append failed as an aborted pipeline: the statement that failed first (on a
+    hot standby, the table lock: read-only, SQLSTATE 25006) can then go unreported, depending
+    on when its result arrived, and only "pipeline aborted" reaches us."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, PipelineAborted):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 SQLITE_RECORDER_TOPIC = f"{__name__}:ChainedSQLiteRecorder"
