@@ -43,12 +43,9 @@ def _count_reads(http: Harness, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def test_each_case_request_reads_the_directory_once(
-    http: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    case_id, version = http.open_case()
-    calls = _count_reads(http, monkeypatch)
-    requests: list[Callable[[], Any]] = [
+def case_requests(http: Harness, case_id: str, version: int) -> list[Callable[[], Any]]:
+    """A case's summary, its history, and one append to it, each as the NGO (the lead)."""
+    return [
         lambda: http.client.get(f"/cases/{case_id}", headers=http.headers("ngo")),
         lambda: http.client.get(f"/cases/{case_id}/events", headers=http.headers("ngo")),
         lambda: http.append(
@@ -58,7 +55,14 @@ def test_each_case_request_reads_the_directory_once(
             payload=example("ServiceDelivered"),
         ),
     ]
-    for send in requests:
+
+
+def test_each_case_request_reads_the_directory_once(
+    http: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id, version = http.open_case()
+    calls = _count_reads(http, monkeypatch)
+    for send in case_requests(http, case_id, version):
         calls.clear()
         response = send()
         assert response.status_code in {200, 201}, response.text
@@ -179,16 +183,9 @@ def test_case_routes_hop_to_a_worker_thread_only_to_authenticate_and_to_work(
 
     counting(dependency_utils)
     counting(fastapi_routing)
-    sends: list[Callable[[], Any]] = [
+    sends = [
         lambda: http.client.get("/cases?limit=5", headers=http.headers("ngo")),
-        lambda: http.client.get(f"/cases/{case_id}", headers=http.headers("ngo")),
-        lambda: http.client.get(f"/cases/{case_id}/events", headers=http.headers("ngo")),
-        lambda: http.append(
-            case_id,
-            version=version,
-            event_type="ServiceDelivered",
-            payload=example("ServiceDelivered"),
-        ),
+        *case_requests(http, case_id, version),
     ]
     for send in sends:
         hops.clear()
