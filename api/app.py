@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import structlog
 from eventsourcing import persistence as es_persistence
 from fastapi import FastAPI
@@ -247,6 +248,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # FastAPI runs plain `def` routes and dependencies on anyio's default thread pool,
+        # which belongs to the event loop serving the app: it can only be sized from here.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         if settings.run_projections and built.worker is None:
             built.runner.catch_up()
             built.worker = threading.Thread(

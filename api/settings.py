@@ -18,6 +18,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    threads: int = Field(default=4, ge=1, le=256)
+    """Threads each worker process runs requests on. Appends queue for the store's one table
+    lock and the process's one interpreter lock, so more threads only contend for them: with 16
+    clients, 4 threads answered more appends per second, at a lower p99, than 8 or 40 (the
+    `http` benchmark). Reads waiting for the read models (`?min_position=`) hold none."""
     log_level: str = "info"
     pool_size: int = Field(default=8, ge=1, le=200)
     token_ttl_days: int = Field(default=90, ge=1, le=3650)

@@ -452,16 +452,22 @@ class ProjectionRunner:
         stored = read_positions(tx, [self.tracking_name(p) for p in self.projections])
         return {p.name: stored[self.tracking_name(p)] for p in self.projections}
 
+    def reached(self, position: int) -> bool:
+        """Whether every read model has reached `position`; if not, an embedded runner is woken."""
+        if min(self.positions().values(), default=position) >= position:
+            return True
+        self.nudge.set()
+        return False
+
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until every read model has reached `position`, or the timeout passes."""
         deadline = time.monotonic() + timeout
         delay = 0.01
         while True:
-            if min(self.positions().values(), default=position) >= position:
+            if self.reached(position):
                 return True
             if time.monotonic() >= deadline:
                 return False
-            self.nudge.set()
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 

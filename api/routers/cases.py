@@ -28,6 +28,7 @@ from api.schemas import (
     History,
     event_examples,
 )
+from api.waiting import NOT_ASKED, Waited, WaitedDep
 from projections.case_index import ALL_AGENCIES, list_cases
 from projections.verification import verify_case
 from referral_core.access import AccessRecord
@@ -56,7 +57,6 @@ IDEMPOTENCY_NAMESPACE = UUID("3f6d8a0e-2b4c-4e1a-9c7d-5b8e0f1a2c3d")
 ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,10})"?\s*$')
 MAX_PURPOSE = 200
 # Log positions are 64-bit in both stores; a larger one can only be a mistake.
-MAX_POSITION = 2**63 - 1
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 OPENING_TYPES = frozenset({"ChildIdentified", "ContactReceived"})
 JSON = "application/json"
@@ -275,19 +275,14 @@ def open_case(
 def get_cases_route(
     services: ServicesDep,
     principal: PrincipalDep,
+    waited: WaitedDep,
     stage: CaseStage | None = None,
     agency: Annotated[UUID | None, Query(description="Lead agency")] = None,
     updated_since: datetime | None = None,
     cursor: Annotated[str | None, Query(max_length=18, pattern=r"^\d{1,18}$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    min_position: Annotated[
-        int | None,
-        Query(ge=0, le=MAX_POSITION, description="Wait until the read models reach this position"),
-    ] = None,
 ) -> Response:
-    found = get_cases(
-        services, principal, stage, agency, updated_since, cursor, limit, min_position
-    )
+    found = get_cases(services, principal, stage, agency, updated_since, cursor, limit, waited)
     return json_response(found, scratch_response())
 
 
@@ -299,9 +294,9 @@ def get_cases(
     updated_since: datetime | None = None,
     cursor: str | None = None,
     limit: int = 50,
-    min_position: int | None = None,
+    waited: Waited = NOT_ASKED,
 ) -> CaseList:
-    wait_for_position(services, min_position)
+    waited.require()
     since = None
     if updated_since is not None:
         if updated_since.tzinfo is None:
@@ -321,18 +316,6 @@ def get_cases(
     items = [CaseListItem(**vars(row)) for row in rows]
     next_cursor = str(rows[-1].position) if len(rows) == limit else None
     return CaseList(items=items, next_cursor=next_cursor)
-
-
-def wait_for_position(services: Services, position: int | None) -> None:
-    if position is None:
-        return
-    if not services.runner.wait_for(position, services.settings.read_wait_seconds):
-        raise Problem(
-            504,
-            "read-model-behind",
-            "The read models have not reached that position yet",
-            headers={"Retry-After": "1"},
-        )
 
 
 @router.get(

@@ -22,12 +22,8 @@ from pydantic import BaseModel
 
 from api import problems
 from api.context import PrincipalDep, Services, ServicesDep
-from api.routers.cases import (
-    MAX_POSITION,
-    json_response,
-    scratch_response,
-    wait_for_position,
-)
+from api.routers.cases import json_response, scratch_response
+from api.waiting import NOT_ASKED, Waited, WaitedDep
 from projections.work_common import parsed_time, stored_time
 from projections.work_inboxes import (
     ReferralRow,
@@ -50,11 +46,6 @@ from referral_core.policy import Principal
 from referral_core.vocab import AgencyKind
 
 router = APIRouter(tags=["work"], responses=problems.responses(*problems.COMMON, 504))
-
-MinPosition = Annotated[
-    int | None,
-    Query(ge=0, le=MAX_POSITION, description="Wait until the read models reach this log position"),
-]
 
 
 class Due(BaseModel):
@@ -247,17 +238,17 @@ def _roster_item(row: RosterRow, now: datetime) -> RosterItem:
 def get_inbox(
     services: ServicesDep,
     principal: PrincipalDep,
+    waited: WaitedDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Most items per list")] = 50,
-    min_position: MinPosition = None,
 ) -> Response:
-    return json_response(read_inbox(services, principal, limit, min_position), scratch_response())
+    return json_response(read_inbox(services, principal, limit, waited), scratch_response())
 
 
 def read_inbox(
-    services: Services, principal: Principal, limit: int, min_position: int | None
+    services: Services, principal: Principal, limit: int, waited: Waited = NOT_ASKED
 ) -> Inbox:
     """The caller's agency's inbox (the web application shows the same)."""
-    wait_for_position(services, min_position)
+    waited.require()
     now = services.app.clock()
     agency_id = principal.agency_id
     with services.db.reading() as tx:
@@ -298,11 +289,11 @@ def get_roster(
     agency_id: UUID,
     services: ServicesDep,
     principal: PrincipalDep,
+    waited: WaitedDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-    min_position: MinPosition = None,
 ) -> Response:
     return json_response(
-        read_roster(agency_id, services, principal, limit, min_position), scratch_response()
+        read_roster(agency_id, services, principal, limit, waited), scratch_response()
     )
 
 
@@ -311,11 +302,11 @@ def read_roster(
     services: Services,
     principal: Principal,
     limit: int,
-    min_position: int | None,
+    waited: Waited = NOT_ASKED,
 ) -> Roster:
     """A shelter's roster, for the shelter itself and auditors (the web application too)."""
     _check_reads_roster(principal, agency_id)
-    wait_for_position(services, min_position)
+    waited.require()
     now = services.app.clock()
     with services.db.reading() as tx:
         position = min(services.runner.positions_in(tx).values(), default=0)

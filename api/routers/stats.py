@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from api import problems
 from api.context import PrincipalDep, Services, ServicesDep
 from api.problems import Problem
-from api.routers.cases import MAX_POSITION, wait_for_position
+from api.waiting import WaitedDep
 from projections.statistics import (
     CASE_DIMENSIONS,
     CONTACT_DIMENSIONS,
@@ -74,10 +74,6 @@ To = Annotated[str | None, Query(pattern=MONTH, description="Last month (YYYY-MM
 Format = Annotated[
     Literal["json", "csv"] | None,
     Query(alias="format", description="csv, or Accept: text/csv; JSON by default"),
-]
-MinPosition = Annotated[
-    int | None,
-    Query(ge=0, le=MAX_POSITION, description="Wait until the read models reach this position"),
 ]
 
 
@@ -199,17 +195,17 @@ def national_statistics(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
+    waited: WaitedDep,
     by: By = "month",
     start: From = None,
     to: To = None,
     fmt: Format = None,
-    min_position: MinPosition = None,
 ) -> Response:
     """Counted by exploitation type, a case with two types counts once under each."""
     _allow(principal, STATS_READERS, "national statistics")
     dimensions = parse_dimensions(by, CASE_DIMENSIONS)
     months = _months(start, to)
-    wait_for_position(services, min_position)
+    min_position = waited.require()
     threshold = services.settings.stats_threshold
 
     def count() -> list[ProtectedItem]:
@@ -234,18 +230,18 @@ def hotline_statistics(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
+    waited: WaitedDep,
     by: By = "topic",
     start: From = None,
     to: To = None,
     fmt: Format = None,
-    min_position: MinPosition = None,
 ) -> Response:
     """A hotline sees the contacts it recorded; a contact with two topics counts under each."""
     _allow(principal, HOTLINE_READERS, "hotline statistics")
     dimensions = parse_dimensions(by, CONTACT_DIMENSIONS)
     months = _months(start, to)
     own = principal.agency_kind is AgencyKind.HOTLINE
-    wait_for_position(services, min_position)
+    min_position = waited.require()
     threshold = services.settings.stats_threshold
     scope = principal.agency_id if own else None
 
@@ -276,12 +272,10 @@ def hotline_statistics(
         403: {"description": "Ministries and auditors only"},
     },
 )
-def ctdc_csv(
-    services: ServicesDep, principal: PrincipalDep, min_position: MinPosition = None
-) -> Response:
+def ctdc_csv(services: ServicesDep, principal: PrincipalDep, waited: WaitedDep) -> Response:
     """One row per case; `X-Records-Withheld` says how many rows k-anonymity left out."""
     _allow(principal, EXPORT_READERS, "case exports")
-    wait_for_position(services, min_position)
+    waited.require()
     with services.db.reading() as tx:
         sources = export_sources(tx)
     export = ctdc_export(sources, k=services.settings.export_k)

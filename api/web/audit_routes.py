@@ -43,6 +43,8 @@ def audit_page(  # noqa: PLR0917
         case_filter = UUID(case_id) if case_id.strip() else None
     except ValueError:
         case_filter = None
+    newest = services.app.recorder.max_notification_id() or 0
+    services.runner.wait_for(newest, audit_routes.CATCH_UP_SECONDS)
     reads = audit_routes.access_records(
         services=services,
         principal=user.principal,

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.context import Services, ServicesDep
 from api.routers import stats as stats_routes
+from api.waiting import NOT_ASKED
 from api.web.context import TranslatorDep, UserDep, WebUser
 from api.web.i18n import N_
 from api.web.render import WebRoute, page
@@ -68,7 +69,7 @@ def _table(  # noqa: PLR0917
             start=None,
             to=None,
             fmt=fmt,
-            min_position=None,
+            waited=NOT_ASKED,
         )
     return stats_routes.hotline_statistics(
         request=request,
@@ -78,7 +79,7 @@ def _table(  # noqa: PLR0917
         start=None,
         to=None,
         fmt=fmt,
-        min_position=None,
+        waited=NOT_ASKED,
     )
 
 

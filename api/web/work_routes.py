@@ -61,7 +61,7 @@ def _by_urgency(items: list[Any]) -> list[Any]:
 def inbox_page(
     request: Request, services: ServicesDep, user: UserDep, t: TranslatorDep
 ) -> Response:
-    inbox = inbox_routes.read_inbox(services, user.principal, 50, None)
+    inbox = inbox_routes.read_inbox(services, user.principal, 50)
     return page(
         request,
         "inbox.html",
@@ -100,7 +100,6 @@ def case_list_page(  # noqa: PLR0917
         updated_since=None,
         cursor=None,
         limit=LIST_LIMIT,
-        min_position=None,
     )
     needle = q.strip().lower()
     items = [i for i in found.items if needle in i.case_id] if needle else found.items
@@ -328,6 +327,6 @@ def roster_page(
     if user.kind is not AgencyKind.SHELTER:
         raise PermissionDeniedError("the roster is a shelter's page")
     roster = inbox_routes.read_roster(
-        UUID(user.principal.agency_id), services, user.principal, 500, None
+        UUID(user.principal.agency_id), services, user.principal, 500
     )
     return page(request, "roster.html", t, user, title=t.gettext("Roster"), roster=roster)
