@@ -14,10 +14,10 @@ on the port with SO_REUSEPORT, `api/serve.py`); and, for comparison, 2 separate 
 with the clients split evenly between their ports, as a balancer in front of them would.
 Quick mode runs the first two only, with a few hundred requests: a smoke run of about 20 s.
 
-The load generator is a separate process: 16 threads, each with its own `httpx.Client` (one
-keep-alive connection, TCP_NODELAY on), each sending a fixed share of the phase's requests
-back to back (their first connections 20 ms apart). Phases, each measured from a barrier after
-an unmeasured warm-up request:
+The load generator is a separate process: 16 threads, each with its own keep-alive connection
+(`bench.wire`: the standard library's http.client, TCP_NODELAY on), each sending a fixed share
+of the phase's requests back to back (their first connections 20 ms apart). Phases, each
+measured from a barrier after an unmeasured warm-up request:
 
 - /healthz: the ceiling of this client and server on this machine, with no application work;
 - appends: POST /cases/{id}/events with If-Match, each client to a case of its own that its
@@ -82,6 +82,7 @@ from bench.common import (
     verdict,
     with_schema,
 )
+from bench.wire import Wire
 from referral_core.application import ReferralApplication
 from referral_core.clock import utc_now
 from referral_core.synthetic import (
@@ -317,8 +318,8 @@ def _connections(server_roots: Sequence[int], ports: Sequence[int]) -> list[int]
 # -- the load generator (a separate process) ------------------------------------------------
 
 
-def _etag_version(response: httpx.Response) -> int:
-    return int(response.headers["etag"].strip('W/"'))
+def _etag_version(headers: dict[str, str]) -> int:
+    return int(headers["etag"].strip('W/"'))
 
 
 def _drive(job: Job) -> Outcome:
@@ -331,34 +332,29 @@ def _drive(job: Job) -> Outcome:
 
     def client(index: int) -> None:
         script = job.scripts[index]
-        transport = httpx.HTTPTransport(
-            verify=False,  # plain HTTP on 127.0.0.1: no need to load a CA bundle per client
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            retries=0,
-        )
         versions: dict[str, int] = {}
         base_url = job.base_urls[index % len(job.base_urls)]
-        with httpx.Client(base_url=base_url, transport=transport, timeout=REQUEST_TIMEOUT) as http:
+        with Wire(base_url, REQUEST_TIMEOUT) as wire:
             try:
                 # Clients arrive one after another, as they would, rather than in one burst
                 # that the first uvicorn worker to wake accepts whole.
                 time.sleep(index * CONNECT_STAGGER)
                 appends = [c for c in script if c.case_id is not None]
                 for call in {c.case_id: c for c in appends}.values():
-                    seen = http.get(
-                        f"/cases/{call.case_id}", headers={"Authorization": f"Bearer {call.token}"}
+                    _status, headers, _body = wire.request(
+                        "GET", f"/cases/{call.case_id}", {"Authorization": f"Bearer {call.token}"}
                     )
-                    versions[str(call.case_id)] = _etag_version(seen)
+                    versions[str(call.case_id)] = _etag_version(headers)
                 if not appends and script:
-                    _send(http, script[0], versions)
-            except (httpx.HTTPError, KeyError, ValueError):
+                    _send(wire, script[0], versions)
+            except (KeyError, ValueError):
                 pass  # the measured requests will fail and count as errors
             finally:
                 ready.wait()
             go.wait()
             for call in script:
                 started = time.perf_counter()
-                status = _send(http, call, versions)
+                status = _send(wire, call, versions)
                 samples[index].append((call.kind, time.perf_counter() - started, status))
             ends[index] = time.perf_counter()
 
@@ -417,7 +413,7 @@ def _settle(base_url: str, timeout: float = SETTLE_TIMEOUT) -> bool:
     return False
 
 
-def _send(http: httpx.Client, call: Call, versions: dict[str, int]) -> int:
+def _send(wire: Wire, call: Call, versions: dict[str, int]) -> int:
     """Send one call; return its status (0 when the connection failed)."""
     headers: dict[str, str] = {}
     if call.token is not None:
@@ -426,14 +422,11 @@ def _send(http: httpx.Client, call: Call, versions: dict[str, int]) -> int:
         headers["Content-Type"] = "application/json"
     if call.case_id is not None:
         headers["If-Match"] = f'"{versions.get(call.case_id, 0)}"'
-    try:
-        response = http.request(call.method, call.path, headers=headers, content=call.body)
-    except httpx.HTTPError:
-        return 0
-    if call.case_id is not None and response.status_code == 201:
+    status, answered, _body = wire.request(call.method, call.path, headers, call.body)
+    if call.case_id is not None and status == 201:
         with suppress(KeyError, ValueError):  # no ETag: the next append fails and counts
-            versions[call.case_id] = _etag_version(response)
-    return response.status_code
+            versions[call.case_id] = _etag_version(answered)
+    return status
 
 
 def _load_generator(conn: Connection) -> None:
@@ -981,9 +974,9 @@ def read_table(figures: list[Figures], sizes: Sizes) -> Table:
     client_ms = max(o.cpu["client"] * 1000 / o.requests for o in healthz) if healthz else 0.0
     wrk = "installed but not used" if shutil.which("wrk") else "not installed"
     table.notes.append(
-        f"Load generator: Python, 1 process, {CLIENTS} threads, one httpx.Client each "
-        f"(keep-alive, TCP_NODELAY); wrk {wrk}. It spends about {client_ms:.2f} ms of CPU "
-        "per /healthz request (see the CPU table for the other phases)."
+        f"Load generator: Python, 1 process, {CLIENTS} threads, one http.client "
+        f"connection each (keep-alive, TCP_NODELAY; bench/wire.py); wrk {wrk}. It spends about "
+        f"{client_ms:.2f} ms of CPU per /healthz request (see the CPU table for the other phases)."
     )
     table.notes.append(
         "/healthz (no store, no auth) is the ceiling of this client and server together on this "
