@@ -251,10 +251,21 @@ class ReferralApplication(Application[UUID]):
             return None
         return aggregate if isinstance(aggregate, Case) else None
 
-    def get_case(self, case_id: UUID, *, version: int | None = None) -> Case:
-        """The case now (a private copy, free to change), or as it stood at `version`."""
+    def get_case(
+        self, case_id: UUID, *, version: int | None = None, to_append_at: int | None = None
+    ) -> Case:
+        """The case now (a private copy, free to change), or as it stood at `version`.
+
+        `to_append_at`: the version a writer is about to append after (its If-Match). When the
+        cache holds the case at exactly that version, the copy comes without asking the store
+        for newer events: a writer that got in between is caught when saving, because the
+        store takes each (case, version) once, and the append then fails as a conflict
+        (`_after_race`) whatever it decided on this copy.
+        """
         if version is None:
             cached = self.case_cache.copy_of(case_id)
+            if cached is not None and to_append_at is not None and cached.version == to_append_at:
+                return cached
             if cached is not None:
                 newer = list(self.events.get(case_id, gt=cached.version))
                 current: Case = replay(cached, newer)

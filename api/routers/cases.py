@@ -38,7 +38,7 @@ from referral_core.case_events import CATALOG
 from referral_core.case_view import VisibleEvent, summary, visible_history
 from referral_core.directory import Directory
 from referral_core.envelope import Actor, Envelope
-from referral_core.errors import CaseNotFoundError, PermissionDeniedError
+from referral_core.errors import CaseNotFoundError, PermissionDeniedError, VersionConflictError
 from referral_core.policy import Access, Principal, Relation, access_of, check_append
 from referral_core.vocab import AgencyKind, CaseStage, Role
 
@@ -168,13 +168,15 @@ def load_visible_case(
     *,
     for_append: bool = False,
     directory: Directory | None = None,
+    to_append_at: int | None = None,
 ) -> tuple[Case, Access]:
     """The case and the caller's access to it; 404 when it is missing or out of sight.
 
     `directory`: the directory as read for this request (`request_directory`), for its
-    break-glass grants; read afresh when not given.
+    break-glass grants; read afresh when not given. `to_append_at`: the If-Match of an append
+    (`ReferralApplication.get_case`).
     """
-    case = services.app.get_case(case_id)
+    case = services.app.get_case(case_id, to_append_at=to_append_at)
     if directory is None:
         directory = services.directory.current()
     now = services.app.clock()
@@ -405,18 +407,24 @@ def append_event(
     _known(submission)
     expected = _expected_version(if_match)
     case, access = load_visible_case(
-        services, principal, case_id, for_append=True, directory=directory
+        services, principal, case_id, for_append=True, directory=directory, to_append_at=expected
     )
     check_append(principal, submission.type, access)
     event_id = _event_id(submission, principal, idempotency_key)
-    result = services.app.append(
-        case_id,
-        expected_version=expected,
-        event_type=submission.type,
-        payload=submission.payload,
-        envelope=_envelope(submission, principal, event_id, request),
-        case=case,
-    )
+    try:
+        result = services.app.append(
+            case_id,
+            expected_version=expected,
+            event_type=submission.type,
+            payload=submission.payload,
+            envelope=_envelope(submission, principal, event_id, request),
+            case=case,
+        )
+    except VersionConflictError:
+        # The case moved on (maybe in another process, after the copy decided above): one
+        # that has meanwhile gone out of the caller's sight answers 404, not 412.
+        load_visible_case(services, principal, case_id, for_append=True, directory=directory)
+        raise
     services.runner.nudge.set()
     if not result.duplicate:
         services.metrics.appends.labels(submission.type).inc()

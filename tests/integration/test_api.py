@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
+from adapters.store import build_application
 from api.logging import configure_logging
 from referral_core.directory import Directory
+from referral_core.envelope import Actor, Envelope
+from referral_core.vocab import Role
 from tests.support.api import Harness, agency, harness
 from tests.support.builders import NOW, example
 
@@ -620,3 +623,76 @@ def test_metrics_count_requests_appends_and_read_model_lag(http: Harness) -> Non
     assert f"referral_log_position {float(http.latest())}" in text
     assert 'referral_read_model_lag_events{name="case_index"}' in text
     assert case_id not in text
+
+
+def test_an_append_after_a_revocation_in_another_process_answers_404(
+    http: Harness, database_url: str
+) -> None:
+    """The API decides an append on its cached copy when that is at the If-Match; if another
+    process meanwhile revoked the caller's referral, the append answers 404 (out of sight),
+    not 412, and stores nothing."""
+    case_id, version = http.open_case("ngo")
+    sent = http.append(
+        case_id,
+        version=version,
+        event_type="ReferralSent",
+        payload=example("ReferralSent", to_agency_id=agency("ngo2"), scope=["services"]),
+        legal_basis="Child Protection Act s.20",
+    )
+    referral_id = sent.json()["event_id"]
+    accepted = http.append(
+        case_id,
+        version=2,
+        event_type="ReferralAccepted",
+        payload={"referral_event_id": referral_id},
+        name="ngo2",
+    )
+    assert accepted.status_code == 201, accepted.text  # this process now caches version 3
+    other = build_application(database_url, clock=http.clock)
+    try:
+        other.append(
+            UUID(case_id),
+            expected_version=3,
+            event_type="ReferralRevoked",
+            payload={"referral_event_id": referral_id, "reason": "consent withdrawn"},
+            envelope=Envelope(
+                event_id=uuid4(),
+                actor=Actor(
+                    user_id=http.users[("ngo", "caseworker")],
+                    agency_id=agency("ngo"),
+                    role=Role.CASEWORKER,
+                ),
+                occurred_at=http.clock(),
+                correlation_id=str(uuid4()),
+            ),
+        )
+    finally:
+        other.close()
+    stale = http.append(
+        case_id,
+        version=3,
+        event_type="ServiceDelivered",
+        payload=example(
+            "ServiceDelivered", provider_agency_id=agency("ngo2"), service_type="education"
+        ),
+        name="ngo2",
+    )
+    _problem(stale, 404, "not-found")
+    history = http.client.get(f"/cases/{case_id}/events", headers=http.headers("ngo")).json()
+    assert [e["type"] for e in history["events"]] == [
+        "ChildIdentified",
+        "ReferralSent",
+        "ReferralAccepted",
+        "ReferralRevoked",
+    ]
+    # the lead agency, which still sees the case, gets the conflict as before
+    _problem(
+        http.append(
+            case_id,
+            version=3,
+            event_type="ServiceDelivered",
+            payload=example("ServiceDelivered", provider_agency_id=agency("ngo")),
+        ),
+        412,
+        "version-conflict",
+    )

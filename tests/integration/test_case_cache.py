@@ -180,3 +180,30 @@ def test_the_api_setting_sizes_the_cache(database_url: str, clock: MovableClock)
     finally:
         services.db.close()
         app.close()
+
+
+def test_an_append_from_a_cached_copy_at_its_if_match_is_still_checked_by_the_store(
+    app: ReferralApplication, other: ReferralApplication
+) -> None:
+    """`get_case(to_append_at=)` skips asking the store for newer events when the cache holds
+    the case at the writer's If-Match; a writer in another process that got in between is
+    still refused, as a conflict, and nothing is stored twice."""
+    case_id = _open(app)
+    assert _serve(app, case_id, 1) == 2  # cached here at version 2
+    _serve(other, case_id, 2)  # another process appends version 3
+    copy = app.get_case(case_id, to_append_at=2)
+    assert copy.version == 2  # the copy the next append decides on: the store is not asked
+    with pytest.raises(VersionConflictError):
+        app.append(
+            case_id,
+            expected_version=2,
+            event_type="ServiceDelivered",
+            payload=example("ServiceDelivered", provider_agency_id=NGO),
+            envelope=envelope(actor(NGO)),
+            case=copy,
+        )
+    assert [e.originator_version for e in app.history(case_id)] == [1, 2, 3]
+    # a writer that knows the newer version is not held back by the stale copy
+    assert app.get_case(case_id, to_append_at=3).version == 3
+    assert _serve(app, case_id, 3) == 4
+    assert _state(app.get_case(case_id)) == _state(other.get_case(case_id))
