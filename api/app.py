@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +28,7 @@ from api import keys, problems, web
 from api.context import Services
 from api.logging import configure_logging, get_logger
 from api.metrics import Metrics
+from api.request_ids import RequestIds
 from api.routers import audit, cases, directory, health, inbox, integrity, stats
 from api.schemas import payload_schemas
 from api.settings import Settings
@@ -66,12 +66,13 @@ class RequestGuard:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.request_ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex
+        request_id = self.request_ids()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
