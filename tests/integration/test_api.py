@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -370,8 +371,8 @@ def test_identifying_reads_are_recorded_for_case_workers_too(http: Harness) -> N
     assert records[0]["purpose"] is None
 
 
-def test_referral_scope_and_revocation(http: Harness) -> None:
-    case_id, version = http.open_case("ngo")
+def _refer_to_ngo2(http: Harness, case_id: str, version: int) -> str:
+    """The lead NGO refers the case to ngo2 for services; returns the referral's event id."""
     sent = http.append(
         case_id,
         version=version,
@@ -380,26 +381,39 @@ def test_referral_scope_and_revocation(http: Harness) -> None:
         legal_basis="Child Protection Act s.20",
     )
     assert sent.status_code == 201, sent.text
-    referral_id = sent.json()["event_id"]
-    seen = http.client.get(f"/cases/{case_id}/events", headers=http.headers("ngo2")).json()
-    assert [e["type"] for e in seen["events"]] == ["ReferralSent"]
+    return str(sent.json()["event_id"])
+
+
+def _accept_as_ngo2(http: Harness, case_id: str, version: int, referral_id: str) -> None:
     accepted = http.append(
         case_id,
-        version=2,
+        version=version,
         event_type="ReferralAccepted",
         payload={"referral_event_id": referral_id},
         name="ngo2",
     )
     assert accepted.status_code == 201, accepted.text
-    delivered = http.append(
+
+
+def _deliver_as_ngo2(http: Harness, case_id: str, version: int) -> Any:
+    return http.append(
         case_id,
-        version=3,
+        version=version,
         event_type="ServiceDelivered",
         payload=example(
             "ServiceDelivered", provider_agency_id=agency("ngo2"), service_type="education"
         ),
         name="ngo2",
     )
+
+
+def test_referral_scope_and_revocation(http: Harness) -> None:
+    case_id, version = http.open_case("ngo")
+    referral_id = _refer_to_ngo2(http, case_id, version)
+    seen = http.client.get(f"/cases/{case_id}/events", headers=http.headers("ngo2")).json()
+    assert [e["type"] for e in seen["events"]] == ["ReferralSent"]
+    _accept_as_ngo2(http, case_id, 2, referral_id)
+    delivered = _deliver_as_ngo2(http, case_id, 3)
     assert delivered.status_code == 201, delivered.text
     revoked = http.append(
         case_id,
@@ -632,22 +646,8 @@ def test_an_append_after_a_revocation_in_another_process_answers_404(
     process meanwhile revoked the caller's referral, the append answers 404 (out of sight),
     not 412, and stores nothing."""
     case_id, version = http.open_case("ngo")
-    sent = http.append(
-        case_id,
-        version=version,
-        event_type="ReferralSent",
-        payload=example("ReferralSent", to_agency_id=agency("ngo2"), scope=["services"]),
-        legal_basis="Child Protection Act s.20",
-    )
-    referral_id = sent.json()["event_id"]
-    accepted = http.append(
-        case_id,
-        version=2,
-        event_type="ReferralAccepted",
-        payload={"referral_event_id": referral_id},
-        name="ngo2",
-    )
-    assert accepted.status_code == 201, accepted.text  # this process now caches version 3
+    referral_id = _refer_to_ngo2(http, case_id, version)
+    _accept_as_ngo2(http, case_id, 2, referral_id)  # this process now caches version 3
     other = build_application(database_url, clock=http.clock)
     try:
         other.append(
@@ -668,15 +668,7 @@ def test_an_append_after_a_revocation_in_another_process_answers_404(
         )
     finally:
         other.close()
-    stale = http.append(
-        case_id,
-        version=3,
-        event_type="ServiceDelivered",
-        payload=example(
-            "ServiceDelivered", provider_agency_id=agency("ngo2"), service_type="education"
-        ),
-        name="ngo2",
-    )
+    stale = _deliver_as_ngo2(http, case_id, 3)
     _problem(stale, 404, "not-found")
     history = http.client.get(f"/cases/{case_id}/events", headers=http.headers("ngo")).json()
     assert [e["type"] for e in history["events"]] == [
