@@ -335,11 +335,23 @@ def test_a_woken_runner_gathers_the_appends_that_follow_into_one_batch(
     runner.catch_up()
     recording.batches.clear()
     stop = threading.Event()
+    looked = threading.Event()
+    run_once = runner.run_once
+
+    def first_look_seen() -> int:
+        done = run_once()
+        looked.set()
+        return done
+
+    runner.run_once = first_look_seen  # type: ignore[method-assign]
     worker = threading.Thread(
         target=runner.run_forever, args=(stop, 5.0), kwargs={"gather": gather}
     )
     worker.start()
     try:
+        # The worker's first look at the log (it finds nothing) is over before the appends
+        # start: on a busy machine it could otherwise catch the first case's first event alone.
+        assert looked.wait(10)
         synthetic.generate_cases(app, cases=1, seed=3, now=NOW - timedelta(minutes=1))
         first = app.recorder.max_notification_id() or 0
         runner.nudge.set()  # as the worker's listener does on the append's NOTIFY
