@@ -55,6 +55,11 @@ class DirectoryView:
         self._lock = threading.Lock()  # only around applying events and swapping, no I/O
         self._directory: Directory | None = None
 
+    @property
+    def held(self) -> Directory | None:
+        """The directory as last read, without asking the store (None before the first read)."""
+        return self._directory
+
     def current(self) -> Directory:
         held = self._directory
         if held is None:

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import anyio.to_thread
 import structlog
 from fastapi import Depends, Request
 
@@ -17,6 +18,7 @@ from adapters.auth import (
     PrincipalResolver,
 )
 from adapters.oidc import ChainResolver
+from api.confirmed_route import PENDING, Provisional, confirms
 from api.metrics import Metrics
 from api.settings import Settings
 from api.table_cache import TableCache
@@ -62,12 +64,16 @@ def _directory_tokens(services: Services, token: str) -> DirectoryTokenResolver 
     return None
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """Authenticate the bearer token; every route but health checks depends on this.
 
-    A directory token is checked against the directory as read for this request (one round
-    trip to the store, so a revocation committed before the request is seen); that directory is
-    kept in `request.state.directory` for the route, which needs no second read of it.
+    A directory token is checked against the directory as the store has it now, so a
+    revocation committed before the request is seen. On a `ConfirmedRoute` that check runs in
+    the route's own worker thread, just before its body (`api.confirmed_route`): here the token
+    is only resolved against the directory held in memory, without I/O. Elsewhere, or when
+    the held directory does not know the token (one issued since, say), the directory is read
+    here, in a worker thread. The directory checked against is kept in
+    `request.state.directory` for the route, which needs no second read of it.
     """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -76,12 +82,30 @@ def get_principal(request: Request) -> Principal:
     token = token.strip()
     services = get_services(request)
     tokens = _directory_tokens(services, token)
+    held = services.directory.held
+    if tokens is not None and held is not None and confirms(request):
+        try:
+            principal = tokens.resolve_in(held, token)
+        except AuthenticationError:
+            pass  # maybe issued, or reactivated, since: checked against the store below
+        else:
+            PENDING.set(Provisional(request, services.directory, tokens, token, principal))
+            return _authenticated(request, principal)
+    return await anyio.to_thread.run_sync(_resolve_now, request, services, token, tokens)
+
+
+def _resolve_now(
+    request: Request, services: Services, token: str, tokens: DirectoryTokenResolver | None
+) -> Principal:
     if tokens is None:
-        principal = services.resolver.resolve(token)
-    else:
-        directory = services.directory.current()
-        principal = tokens.resolve_in(directory, token)
-        request.state.directory = directory
+        return _authenticated(request, services.resolver.resolve(token))
+    directory = services.directory.current()
+    principal = tokens.resolve_in(directory, token)
+    request.state.directory = directory
+    return _authenticated(request, principal)
+
+
+def _authenticated(request: Request, principal: Principal) -> Principal:
     request.state.principal = principal
     structlog.contextvars.bind_contextvars(
         principal_id=principal.user_id, agency_id=principal.agency_id

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 
 from api import problems
+from api.confirmed_route import ConfirmedRoute
 from api.context import PrincipalDep, ServicesDep
 from api.schemas import BreakGlassReview
 from api.waiting import until_reached
@@ -17,6 +18,7 @@ from referral_core.policy import Principal
 from referral_core.vocab import AgencyKind
 
 router = APIRouter(
+    route_class=ConfirmedRoute,
     prefix="/audit",
     tags=["audit"],
     responses=problems.responses(*problems.COMMON, 404, 415),

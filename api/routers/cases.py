@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, TypeAdapter
 
 from api import problems
+from api.confirmed_route import ConfirmedRoute
 from api.context import PrincipalDep, Services, ServicesDep, request_directory
 from api.erasure import is_erased
 from api.problems import Problem
@@ -49,6 +50,7 @@ async def require_json(request: Request) -> None:
 
 
 router = APIRouter(
+    route_class=ConfirmedRoute,
     tags=["cases"],
     responses=problems.responses(*problems.COMMON, 404, 409, 412, 415, 428, 504),
     dependencies=[Depends(require_json)],

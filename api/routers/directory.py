@@ -7,9 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from api import problems
+from api.confirmed_route import ConfirmedRoute
 from api.context import PrincipalDep, ServicesDep
 
-router = APIRouter(tags=["directory"], responses=problems.responses(*problems.COMMON))
+router = APIRouter(
+    route_class=ConfirmedRoute, tags=["directory"], responses=problems.responses(*problems.COMMON)
+)
 
 
 @router.get("/me", summary="The caller: user, agency and role")

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from api import problems
+from api.confirmed_route import ConfirmedRoute
 from api.context import PrincipalDep, Services, ServicesDep
 from api.routers.cases import json_response, scratch_response
 from api.waiting import NOT_ASKED, Waited, WaitedDep
@@ -45,7 +46,9 @@ from referral_core.errors import PermissionDeniedError
 from referral_core.policy import Principal
 from referral_core.vocab import AgencyKind
 
-router = APIRouter(tags=["work"], responses=problems.responses(*problems.COMMON, 504))
+router = APIRouter(
+    route_class=ConfirmedRoute, tags=["work"], responses=problems.responses(*problems.COMMON, 504)
+)
 
 
 class Due(BaseModel):

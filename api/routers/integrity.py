@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, Request
 
 from api import problems
+from api.confirmed_route import ConfirmedRoute
 from api.context import PrincipalDep, ServicesDep
 from api.erasure import erase_case
 from api.keys import verifying_key
@@ -24,6 +25,7 @@ from referral_core.policy import check_erase
 from referral_core.vocab import AgencyKind
 
 router = APIRouter(
+    route_class=ConfirmedRoute,
     tags=["integrity"],
     responses=problems.responses(*problems.COMMON, 404, 409, 415),
     dependencies=[Depends(problems.require_json)],

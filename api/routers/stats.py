@@ -28,6 +28,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api import problems
+from api.confirmed_route import ConfirmedRoute
 from api.context import PrincipalDep, Services, ServicesDep
 from api.problems import Problem
 from api.waiting import WaitedDep
@@ -47,7 +48,11 @@ from referral_core.errors import PermissionDeniedError
 from referral_core.policy import Principal
 from referral_core.vocab import AgencyKind
 
-router = APIRouter(tags=["statistics"], responses=problems.responses(*problems.COMMON, 504))
+router = APIRouter(
+    route_class=ConfirmedRoute,
+    tags=["statistics"],
+    responses=problems.responses(*problems.COMMON, 504),
+)
 
 K = AgencyKind
 STATS_READERS = frozenset({K.MINISTRY, K.COORDINATOR, K.AUDITOR})

@@ -12,8 +12,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from fastapi import APIRouter
 
 from adapters.auth import DirectoryView, issue_token
+from api.context import PrincipalDep
 from referral_core.application import ReferralApplication
 from referral_core.directory import DIRECTORY_ID, Directory
 from referral_core.vocab import AgencyKind, Role
@@ -164,8 +166,9 @@ def test_a_directory_served_is_never_changed_afterwards(app: ReferralApplication
 def test_case_routes_hop_to_a_worker_thread_only_to_authenticate_and_to_work(
     http: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Dependencies without I/O run on the event loop and the routes render their own bodies:
-    a request costs two worker-thread hops (the token check, the route), not five."""
+    """Dependencies without I/O run on the event loop, the token is checked against the store
+    in the route's own thread (`ConfirmedRoute`), and the routes render their own bodies: a
+    request costs one worker-thread hop, the route's, not five."""
     import fastapi.dependencies.utils as dependency_utils
     import fastapi.routing as fastapi_routing
 
@@ -194,5 +197,49 @@ def test_case_routes_hop_to_a_worker_thread_only_to_authenticate_and_to_work(
         assert response.headers["content-type"] == "application/json"
         if "/cases/" in str(response.request.url):
             assert response.headers["etag"].strip('"').isdigit()
-        assert hops[0] == "get_principal", hops
-        assert len(hops) == 2, hops
+        assert hops == ["_run_sync_endpoint"], hops  # FastAPI's wrapper around the route
+
+
+def test_a_role_changed_since_the_held_directory_is_refused_before_the_route_runs(
+    http: Harness,
+) -> None:
+    """The token resolves to a caseworker against the directory this process holds; the store
+    says supervisor now: the route's own thread refuses the request (401) before its body."""
+    case_id, _version = http.open_case()
+    headers = http.headers("ngo")
+    assert http.client.get(f"/cases/{case_id}", headers=headers).status_code == 200
+    user = UUID(http.users[("ngo", "caseworker")])
+    http.services.app.change_directory(lambda d: d.change_role(user, Role.SUPERVISOR, SYSTEM))
+    held = http.services.directory.held
+    assert held is not None
+    assert held.users[str(user)]["role"] == Role.CASEWORKER.value  # the process has not seen it
+    refused = http.client.get(f"/cases/{case_id}", headers=headers)
+    assert refused.status_code == 401, refused.text
+    # the next request resolves against the directory read meanwhile: the new role
+    me = http.client.get("/me", headers=headers)
+    assert me.status_code == 200, me.text
+    assert me.json()["role"] == Role.SUPERVISOR.value
+
+
+def test_a_route_of_another_class_authenticates_in_full_before_it_runs(
+    http: Harness,
+) -> None:
+    """`get_principal` trusts the held directory only on a `ConfirmedRoute`: a route of any
+    other class gets a principal checked against the store before its body runs."""
+    ran: list[str] = []
+    extra = APIRouter()
+
+    @extra.get("/test-only/whoami")
+    def whoami(principal: PrincipalDep) -> dict[str, str]:
+        ran.append(principal.user_id)
+        return {"user_id": principal.user_id}
+
+    http.client.app.include_router(extra)  # type: ignore[attr-defined]
+    headers = http.headers("ngo")
+    assert http.client.get("/test-only/whoami", headers=headers).status_code == 200
+    user = UUID(http.users[("ngo", "caseworker")])
+    http.services.app.change_directory(lambda d: d.deactivate_user(user, "left", SYSTEM))
+    ran.clear()
+    refused = http.client.get("/test-only/whoami", headers=headers)
+    assert refused.status_code == 401, refused.text
+    assert ran == []
