@@ -20,6 +20,10 @@ of the phase's requests back to back (their first connections 20 ms apart). Phas
 measured from a barrier after an unmeasured warm-up request:
 
 - /healthz: the ceiling of this client and server on this machine, with no application work;
+- before appends and before reads, an unmeasured warm-up of a tenth as many of the same requests
+  (the direct baseline is warmed up alike): a server's first thousand or so appends after its
+  start ran 10-15% slower than the next ones (bench http, one worker), and production servers
+  run for days;
 - appends: POST /cases/{id}/events with If-Match, each client to a case of its own that its
   agency leads (ServiceDelivered or CaseConferenceHeld from `synthetic.repeatable_event`), so
   no append conflicts: anything but 201 counts as an error;
@@ -114,6 +118,7 @@ READ_KINDS = ("summary", "history", "list")
 MIN_OPEN_CASES = CLIENTS + 8  # a case of its own for each appending client, the rest to read
 MAX_BATCHES = 5
 CONNECT_STAGGER = 0.02  # seconds between the clients' first connections
+WARM_UP = "warm-up"  # an unmeasured phase: a tenth of the next phase's requests, as for direct
 
 
 @dataclass(frozen=True)
@@ -803,7 +808,9 @@ def measure(
         servers = layout.servers
         for name, scripts in (
             ("healthz", workload.healthz(sizes.pings)),
+            (WARM_UP, workload.appends(sizes.appends // 10)),
             ("appends", workload.appends(sizes.appends)),
+            (WARM_UP, workload.reads(sizes.reads // 10)),
             ("reads", workload.reads(sizes.reads)),
         ):
             clients.send(
@@ -816,7 +823,7 @@ def measure(
                     [layout.projections.process.pid],
                 )
             )
-            outcomes[name] = clients.recv()
+            outcomes[name] = clients.recv()  # a warm-up's outcome is overwritten, unread
     direct_elapsed += direct_seconds(database_url, workload, half)
     return Figures(
         config,
