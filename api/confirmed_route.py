@@ -78,11 +78,15 @@ class ConfirmedRoute(APIRoute):
     """A route whose plain `def` body is preceded by `confirm`, in the same worker thread."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        if not inspect.iscoroutinefunction(endpoint):
+        # An `async def` body runs on the event loop, with no thread of its own to confirm in:
+        # such a route keeps the full check in `get_principal`.
+        self.confirms_principal = not inspect.iscoroutinefunction(endpoint)
+        if self.confirms_principal:
             endpoint = _confirming(endpoint)
         super().__init__(path, endpoint, **kwargs)
 
 
 def confirms(request: Request) -> bool:
     """Whether the route this request matched confirms its principal in its own thread."""
-    return isinstance(request.scope.get("route"), ConfirmedRoute)
+    route = request.scope.get("route")
+    return isinstance(route, ConfirmedRoute) and route.confirms_principal

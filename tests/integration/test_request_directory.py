@@ -15,6 +15,7 @@ import pytest
 from fastapi import APIRouter
 
 from adapters.auth import DirectoryView, issue_token
+from api.confirmed_route import ConfirmedRoute
 from api.context import PrincipalDep
 from referral_core.application import ReferralApplication
 from referral_core.directory import DIRECTORY_ID, Directory
@@ -221,25 +222,40 @@ def test_a_role_changed_since_the_held_directory_is_refused_before_the_route_run
     assert me.json()["role"] == Role.SUPERVISOR.value
 
 
-def test_a_route_of_another_class_authenticates_in_full_before_it_runs(
-    http: Harness,
-) -> None:
-    """`get_principal` trusts the held directory only on a `ConfirmedRoute`: a route of any
-    other class gets a principal checked against the store before its body runs."""
-    ran: list[str] = []
-    extra = APIRouter()
+def _whoami_routes(ran: list[str]) -> APIRouter:
+    """Two routes `get_principal` must authenticate in full: one of FastAPI's own route
+    class, and an `async def` one of `ConfirmedRoute` (no thread of its own to confirm in)."""
+    plain = APIRouter()
 
-    @extra.get("/test-only/whoami")
-    def whoami(principal: PrincipalDep) -> dict[str, str]:
+    @plain.get("/test-only/plain")
+    def plain_route(principal: PrincipalDep) -> dict[str, str]:
         ran.append(principal.user_id)
         return {"user_id": principal.user_id}
 
-    http.client.app.include_router(extra)  # type: ignore[attr-defined]
+    confirmed = APIRouter(route_class=ConfirmedRoute)
+
+    @confirmed.get("/test-only/async")
+    async def async_route(principal: PrincipalDep) -> dict[str, str]:
+        ran.append(principal.user_id)
+        return {"user_id": principal.user_id}
+
+    plain.include_router(confirmed)
+    return plain
+
+
+@pytest.mark.parametrize("path", ["/test-only/plain", "/test-only/async"])
+def test_routes_that_cannot_confirm_authenticate_in_full_before_they_run(
+    http: Harness, path: str
+) -> None:
+    """`get_principal` trusts the held directory only on a `ConfirmedRoute` with a plain
+    `def` body; any other route gets a principal checked against the store first."""
+    ran: list[str] = []
+    http.client.app.include_router(_whoami_routes(ran))  # type: ignore[attr-defined]
     headers = http.headers("ngo")
-    assert http.client.get("/test-only/whoami", headers=headers).status_code == 200
+    assert http.client.get(path, headers=headers).status_code == 200
     user = UUID(http.users[("ngo", "caseworker")])
     http.services.app.change_directory(lambda d: d.deactivate_user(user, "left", SYSTEM))
     ran.clear()
-    refused = http.client.get("/test-only/whoami", headers=headers)
+    refused = http.client.get(path, headers=headers)
     assert refused.status_code == 401, refused.text
     assert ran == []
