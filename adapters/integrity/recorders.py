@@ -207,7 +207,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         self._batch.hashes = {}
         try:
-            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            ids: Sequence[int] | None = self._insert_in_one_round_trip(stored_events, **kwargs)
         except OperationalError as exc:
             if _pipeline_aborted(exc) and self._in_recovery():
                 raise ReadOnlySqlTransaction(
@@ -215,6 +215,33 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 ) from exc
             raise
         self.chain_memory.committed(self._batch.hashes)
+        return ids
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _insert_in_one_round_trip(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """eventsourcing's insert (table lock, NOTIFY, INSERT … RETURNING), with the COMMIT sent
+        in the same pipeline: the table lock is held while PostgreSQL runs the batch, not also
+        while this process gets back to it (a round trip, and a wait for the interpreter lock
+        that another thread of the process may hold) to send the COMMIT. Every append waits
+        for that lock, so in two processes its holding time was their throughput.
+
+        A duplicate (case, version) fails the INSERT; the COMMIT after it in the pipeline is
+        then not run, and the error (IntegrityError) is raised when the pipeline is synced.
+        """
+        if not stored_events:
+            return None
+        with self.datastore.get_connection() as conn:
+            curs = conn.cursor()
+            try:
+                with conn.pipeline(), conn.transaction():
+                    self._insert_stored_events(curs, stored_events, **kwargs)
+                ids: Sequence[int] | None = self._fetch_ids_after_insert_events(
+                    curs, stored_events, **kwargs
+                )
+            finally:
+                curs.close()
         return ids
 
     def _in_recovery(self) -> bool:

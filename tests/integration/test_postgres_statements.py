@@ -6,7 +6,8 @@ from __future__ import annotations
 import itertools
 from uuid import uuid4
 
-from eventsourcing.persistence import StoredEvent
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from adapters.integrity.recorders import ChainedPostgresRecorder
@@ -52,5 +53,33 @@ def test_statements_name_the_configured_schema(postgres_schema_url: str) -> None
         ]
         assert all(f'"{schema}"' in t for t in texts[:1] + texts[3:]), texts
         assert texts[1].startswith("NOTIFY ")
+    finally:
+        app.close()
+
+
+def test_an_insert_committed_with_its_batch_refuses_a_duplicate_and_keeps_going(
+    postgres_schema_url: str,
+) -> None:
+    """The COMMIT goes in the INSERT's pipeline (`_insert_in_one_round_trip`): a duplicate
+    (case, version) still raises IntegrityError, stores nothing of its batch, and leaves every
+    pooled connection fit for the next append."""
+    app = build_application(postgres_schema_url)
+    try:
+        recorder = app.recorder
+        stream, other = uuid4(), uuid4()
+        first = recorder.insert_events([StoredEvent(stream, 1, "test:Event", b"one")])
+        assert first == [1]
+        for _ in range(3):  # more than once: a connection left in a failed transaction would show
+            with pytest.raises(IntegrityError):
+                recorder.insert_events(
+                    [
+                        StoredEvent(other, 1, "test:Event", b"other"),
+                        StoredEvent(stream, 1, "test:Event", b"again"),
+                    ]
+                )
+        assert recorder.select_events(other) == []
+        assert recorder.insert_events([StoredEvent(stream, 2, "test:Event", b"two")]) is not None
+        assert [e.originator_version for e in recorder.select_events(stream)] == [1, 2]
+        assert recorder.insert_events([]) is None
     finally:
         app.close()
