@@ -4,7 +4,9 @@ Selected through eventsourcing's APPLICATION_RECORDER_TOPIC (see `adapters.store
 computed inside the insert transaction, once no other writer can append:
 
 * PostgreSQL: after `LOCK TABLE … IN EXCLUSIVE MODE`, which eventsourcing takes anyway, so every
-  append is serialised and the previous row read here is the one the new row follows;
+  append is serialised and the previous row read here is the one the new row follows. A batch
+  whose every link is remembered (see below) reads no row: it goes in as one statement, a
+  function created with the table that takes the same lock, notifies and inserts;
 * SQLite: in a `BEGIN IMMEDIATE` transaction, which holds SQLite's single write lock from the
   start (a deferred transaction could read a row and then fail to upgrade).
 
@@ -26,12 +28,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteTransaction
 from eventsourcing.utils import retry
-from psycopg.errors import PipelineAborted, ReadOnlySqlTransaction
-from psycopg.sql import SQL, Composable, Composed, Identifier
+from psycopg.errors import PipelineAborted, ReadOnlySqlTransaction, UndefinedFunction
+from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from adapters.integrity.chain import ZERO_HASH, event_hash, with_header
 
@@ -201,13 +208,47 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         ]
         self.notify_statement = rendered(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
         self._select_events_statements: dict[tuple[bool, bool, bool, bool], Composed] = {}
+        function = Identifier(self.datastore.schema, f"{self.events_table_name}_append")
+        id_type = Identifier(self.datastore.originator_id_type)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {function}("
+                "ids {id_type}[], versions bigint[], topics text[], states bytea[]) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ BEGIN "
+                "SET LOCAL lock_timeout = {timeout}; "
+                "LOCK TABLE {table} IN EXCLUSIVE MODE; "
+                "PERFORM pg_catalog.pg_notify({channel}, ''); "
+                "RETURN QUERY INSERT INTO {table} "
+                "(originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(ids, versions, topics, states) "
+                "RETURNING notification_id; "
+                "END $body$"
+            ).format(
+                function=function,
+                id_type=id_type,
+                timeout=Literal(f"{self.datastore.lock_timeout}s"),
+                table=Identifier(self.datastore.schema, self.events_table_name),
+                channel=Literal(self.channel_name),
+            )
+        )
+        self.append_statement = rendered(
+            SQL(
+                "SELECT appended FROM {function}("
+                "%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[]) AS appended"
+            ).format(function=function, id_type=id_type)
+        )
+        self._append_function_missing = False
+        self.appended_in_one_statement = 0
+        """How many batches went in as one statement (the rest took the locked read)."""
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         self._batch.hashes = {}
         try:
-            ids: Sequence[int] | None = self._insert_in_one_round_trip(stored_events, **kwargs)
+            ids: Sequence[int] | None = self._insert_in_one_statement(stored_events)
+            if ids is None:
+                ids = self._insert_in_one_round_trip(stored_events, **kwargs)
         except OperationalError as exc:
             if _pipeline_aborted(exc) and self._in_recovery():
                 raise ReadOnlySqlTransaction(
@@ -215,6 +256,48 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 ) from exc
             raise
         self.chain_memory.committed(self._batch.hashes)
+        return ids
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _insert_in_one_statement(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
+        """The append as one statement, when every link of the chain is remembered: the
+        function created with the table (`{table}_append`) takes the table lock, notifies and
+        inserts, in the statement's own transaction. None (nothing done) when a previous row
+        must be read under the lock (`_insert_in_one_round_trip` does that), or when the
+        database predates the function.
+
+        One statement instead of six (BEGIN, SET LOCAL, LOCK, NOTIFY, INSERT, COMMIT): each
+        costs this process a send and the pipeline's bookkeeping while it holds the
+        interpreter lock, and the table lock is still held only while PostgreSQL runs it.
+        """
+        if not stored_events or self._append_function_missing:
+            return None
+        try:
+            chained, hashes = chain_batch(stored_events, _not_remembered, self.chain_memory)
+        except _LinkNotRememberedError:
+            return None
+        try:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(
+                    self.append_statement,
+                    (
+                        [s.originator_id for s in chained],
+                        [s.originator_version for s in chained],
+                        [s.topic for s in chained],
+                        [s.state for s in chained],
+                    ),
+                    prepare=True,
+                )
+                ids = [row["appended"] for row in curs.fetchall()]
+        except ProgrammingError as exc:
+            if not isinstance(exc.__cause__, UndefinedFunction):
+                raise
+            self._append_function_missing = True  # tables made by an earlier version
+            return None
+        if len(ids) != len(chained):
+            raise ProgrammingError(f"{len(ids)} notification ids for {len(chained)} events")
+        self._batch.hashes = hashes
+        self.appended_in_one_statement += 1
         return ids
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
@@ -328,6 +411,15 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             if key is not None:
                 found[key] = (row["topic"], bytes(row["state"]))
         return found
+
+
+class _LinkNotRememberedError(Exception):
+    """A batch links to a stored row this process does not remember: it must be read under
+    the table lock."""
+
+
+def _not_remembered(keys: list[StreamKey]) -> dict[StreamKey, tuple[str, bytes]]:
+    raise _LinkNotRememberedError(keys)
 
 
 def rendered(statement: Composable) -> Composed:

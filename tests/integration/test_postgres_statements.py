@@ -1,17 +1,55 @@
-"""The PostgreSQL recorder's statements rendered once (`adapters.integrity.recorders.rendered`)
-read and write exactly what eventsourcing's own, rendered per execute, do."""
+"""The PostgreSQL recorder's statements: rendered once (`adapters.integrity.recorders.rendered`)
+they read and write exactly what eventsourcing's own, rendered per execute, do; an append is one
+statement (the `…_append` function) when every link of the chain is remembered, the pipelined
+transaction otherwise, and both store, chain, notify and refuse alike."""
 
 from __future__ import annotations
 
 import itertools
-from uuid import uuid4
+from collections.abc import Iterator
+from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+from adapters.integrity.chain import ZERO_HASH, event_hash, split_header
 from adapters.integrity.recorders import ChainedPostgresRecorder
-from adapters.store import build_application
+from adapters.store import ProtectedApplication, build_application
+
+
+@pytest.fixture
+def recorder(postgres_schema_url: str) -> Iterator[ChainedPostgresRecorder]:
+    app = build_application(postgres_schema_url)
+    try:
+        assert isinstance(app.recorder, ChainedPostgresRecorder)
+        yield app.recorder
+    finally:
+        app.close()
+
+
+def fresh_recorder(url: str) -> tuple[ProtectedApplication, ChainedPostgresRecorder]:
+    """Another process's recorder on the same store: it remembers no link of any chain."""
+    app = build_application(url)
+    assert isinstance(app.recorder, ChainedPostgresRecorder)
+    return app, app.recorder
+
+
+def assert_chained(recorder: ChainedPostgresRecorder, stream: UUID) -> list[int]:
+    """Every stored event of `stream` links to the hash of the one before it; its versions."""
+    previous = ZERO_HASH
+    versions: list[int] = []
+    for stored in recorder.select_events(stream):
+        link, _body = split_header(stored.state)
+        assert link == previous, f"version {stored.originator_version} is not linked"
+        previous = event_hash(stream, stored.originator_version, stored.topic, stored.state)
+        versions.append(stored.originator_version)
+    return versions
+
+
+def events(stream: UUID, *versions: int) -> list[StoredEvent]:
+    return [StoredEvent(stream, v, "test:Event", f"state {v}".encode()) for v in versions]
 
 
 def test_each_select_shape_returns_what_eventsourcing_would(postgres_schema_url: str) -> None:
@@ -83,3 +121,71 @@ def test_an_insert_committed_with_its_batch_refuses_a_duplicate_and_keeps_going(
         assert recorder.insert_events([]) is None
     finally:
         app.close()
+
+
+def test_an_append_whose_links_are_remembered_is_one_statement_and_chains(
+    recorder: ChainedPostgresRecorder, postgres_schema_url: str
+) -> None:
+    stream = uuid4()
+    assert recorder.insert_events(events(stream, 1, 2)) == [1, 2]
+    assert recorder.insert_events(events(stream, 3)) == [3]
+    assert recorder.appended_in_one_statement == 2, "version 1 and a remembered version 2"
+    # Another process remembers nothing: it reads the previous row under the table lock.
+    other_app, other = fresh_recorder(postgres_schema_url)
+    try:
+        assert other.insert_events(events(stream, 4)) == [4]
+        assert other.appended_in_one_statement == 0
+        assert other.insert_events(events(stream, 5, 6)) == [5, 6]  # now it remembers 4
+        assert other.appended_in_one_statement == 1
+    finally:
+        other_app.close()
+    # The first process does not remember 6, only 3: version 7 after 6 takes the locked read.
+    assert recorder.insert_events(events(stream, 7)) == [7]
+    assert recorder.appended_in_one_statement == 2
+    assert assert_chained(recorder, stream) == [1, 2, 3, 4, 5, 6, 7]
+    assert recorder.max_notification_id() == 7
+
+
+def test_either_way_an_append_notifies_the_listeners(
+    recorder: ChainedPostgresRecorder, postgres_schema_url: str
+) -> None:
+    url = postgres_schema_url.split("?", 1)[0]
+    stream = uuid4()
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute(f'LISTEN "{recorder.channel_name}"')
+        recorder.insert_events(events(stream, 1))  # one statement
+        other_app, other = fresh_recorder(postgres_schema_url)
+        try:
+            other.insert_events(events(stream, 2))  # the pipelined transaction
+        finally:
+            other_app.close()
+        heard = list(listener.notifies(timeout=2, stop_after=2))
+    assert [n.channel for n in heard] == [recorder.channel_name] * 2
+
+
+def test_a_duplicate_in_one_statement_stores_nothing_of_its_batch(
+    recorder: ChainedPostgresRecorder,
+) -> None:
+    stream, other = uuid4(), uuid4()
+    recorder.insert_events(events(stream, 1, 2))
+    for _ in range(3):
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([*events(other, 1), *events(stream, 2)])  # 2 is remembered
+    assert recorder.appended_in_one_statement == 1
+    assert recorder.select_events(other) == []
+    assert recorder.insert_events(events(other, 1)) is not None
+    assert assert_chained(recorder, stream) == [1, 2]
+
+
+def test_a_database_made_before_the_function_still_takes_appends(
+    recorder: ChainedPostgresRecorder, postgres_schema_url: str
+) -> None:
+    url, schema = postgres_schema_url.split("?schema=", 1)
+    stream = uuid4()
+    recorder.insert_events(events(stream, 1))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP FUNCTION "{schema}"."{recorder.events_table_name}_append"')
+    assert recorder.insert_events(events(stream, 2)) == [2]
+    assert recorder.insert_events(events(stream, 3)) == [3]
+    assert recorder.appended_in_one_statement == 1, "only the first, before the drop"
+    assert assert_chained(recorder, stream) == [1, 2, 3]
