@@ -25,6 +25,7 @@ from adapters.auth import DirectoryTokenResolver, DirectoryView, PrincipalResolv
 from adapters.oidc import ChainResolver, OIDCResolver
 from adapters.store import ConfigurationError, build_application
 from api import keys, problems, web
+from api.confirmed_route import ARRIVED
 from api.context import Services
 from api.logging import configure_logging, get_logger
 from api.metrics import Metrics
@@ -72,11 +73,11 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         request_id = self.request_ids()
-        scope.setdefault("state", {})["request_id"] = request_id
+        scope.setdefault("state", {}).update(request_id=request_id, **{ARRIVED: started})
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
         status = {"code": 500, "sent": False}
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")

@@ -50,6 +50,16 @@ class Provisional:
 PENDING: ContextVar[Provisional | None] = ContextVar("referral_pending_principal", default=None)
 
 
+ARRIVED = "arrived"
+"""`request.state` key: the `time.perf_counter()` at which the request arrived (`RequestGuard`)."""
+
+
+def arrival(request: Request) -> float | None:
+    """When the request arrived: the directory must hold every change committed before it."""
+    arrived = getattr(request.state, ARRIVED, None)
+    return arrived if isinstance(arrived, float) else None
+
+
 def confirm() -> None:
     """Check the pending principal against the store's directory now; 401 if it changed.
 
@@ -58,7 +68,7 @@ def confirm() -> None:
     pending = PENDING.get()
     if pending is None:
         return
-    directory = pending.view.current()
+    directory = pending.view.current(since=arrival(pending.request))
     principal = pending.tokens.resolve_in(directory, pending.token)
     if principal != pending.principal:
         raise AuthenticationError("the credentials changed during the request")

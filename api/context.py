@@ -18,7 +18,7 @@ from adapters.auth import (
     PrincipalResolver,
 )
 from adapters.oidc import ChainResolver
-from api.confirmed_route import PENDING, Provisional, confirms
+from api.confirmed_route import PENDING, Provisional, arrival, confirms
 from api.metrics import Metrics
 from api.settings import Settings
 from api.table_cache import TableCache
@@ -99,7 +99,7 @@ def _resolve_now(
 ) -> Principal:
     if tokens is None:
         return _authenticated(request, services.resolver.resolve(token))
-    directory = services.directory.current()
+    directory = services.directory.current(since=arrival(request))
     principal = tokens.resolve_in(directory, token)
     request.state.directory = directory
     return _authenticated(request, principal)

@@ -4,6 +4,7 @@ and never stale: a revocation or deactivation committed before a request refuses
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from functools import partial
@@ -38,9 +39,9 @@ def _count_reads(http: Harness, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     real = view.current
     calls: list[int] = []
 
-    def counted() -> Directory:
+    def counted(since: float | None = None) -> Directory:
         calls.append(1)
-        return real()
+        return real(since=since)
 
     monkeypatch.setattr(view, "current", counted)
     return calls
@@ -162,6 +163,48 @@ def test_a_directory_served_is_never_changed_afterwards(app: ReferralApplication
     revoked = view.current()
     assert revoked.tokens[str(token_id)]["revoked"] is True
     assert after.tokens[str(token_id)]["revoked"] is False
+
+
+def test_a_read_begun_after_a_request_arrived_serves_it_without_another(
+    app: ReferralApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`current(since=arrival)`: a read of the store that began at or after the arrival (by any
+    request) has seen every change committed before it; a change committed after the latest
+    read began is read for every request that arrives after the change."""
+    view = DirectoryView(app)
+    user, agency = uuid4(), uuid4()
+
+    def add(d: Directory) -> None:
+        d.register_agency(agency, AgencyKind.NGO, "TH", "An NGO", SYSTEM)
+        d.add_user(user, agency, Role.CASEWORKER, "A caseworker", SYSTEM)
+
+    app.change_directory(add)
+    token_id, _token = issue_token(app, user, ttl=timedelta(days=1), actor=SYSTEM)
+    queries: list[UUID] = []
+    real_get = app.events.get
+
+    def get(originator_id: UUID, **kwargs: Any) -> Any:
+        queries.append(originator_id)
+        return real_get(originator_id, **kwargs)
+
+    monkeypatch.setattr(app.events, "get", get)
+    early = time.perf_counter()  # a request arrives…
+    held = view.current()  # …and another request's read begins after it
+    assert str(token_id) in held.tokens
+    queries.clear()
+    assert view.current(since=early) is held
+    assert queries == [], "served by the read that began after it arrived"
+    app.change_directory(lambda d: d.revoke_token(token_id, "t", SYSTEM))
+    assert view.current(since=early).tokens[str(token_id)]["revoked"] is False
+    assert queries == [], "it arrived before the revocation: the earlier read still serves it"
+    late = time.perf_counter()  # a request that arrives after the revocation…
+    revoked = view.current(since=late)
+    assert queries == [DIRECTORY_ID]  # …is not served by a read older than itself
+    assert revoked.tokens[str(token_id)]["revoked"] is True
+    queries.clear()
+    assert view.current(since=late) is revoked  # that read began after `late`: it serves again
+    assert view.current() is revoked
+    assert queries == [DIRECTORY_ID], "without `since`, every call reads"
 
 
 def test_case_routes_hop_to_a_worker_thread_only_to_authenticate_and_to_work(
