@@ -27,7 +27,7 @@ from adapters.store import ConfigurationError, build_application
 from api import keys, problems, web
 from api.confirmed_route import ARRIVED
 from api.context import Services
-from api.logging import configure_logging, get_logger
+from api.logging import bound_logger, configure_logging, get_logger
 from api.metrics import Metrics
 from api.request_ids import RequestIds
 from api.routers import audit, cases, directory, health, inbox, integrity, stats
@@ -174,7 +174,7 @@ class RequestGuard:
         principal = scope.get("state", {}).get("principal")
         seconds = time.perf_counter() - started
         self.metrics.observe(str(scope.get("method")), route, int(status["code"]), seconds)
-        log.info(
+        bound_logger("referral.api").info(
             "request",
             principal_id=getattr(principal, "user_id", None),
             agency_id=getattr(principal, "agency_id", None),

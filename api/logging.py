@@ -57,6 +57,8 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
     Records of other libraries (uvicorn, psycopg, httpx) pass through the same filter and
     renderer, so every line is JSON and none carries more than the allow-list.
     """
+    global _configured  # noqa: PLW0603 -- loggers built before are rebuilt on their next use
+    _configured += 1
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -92,3 +94,17 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
 
 def get_logger(name: str = "referral") -> Any:
     return structlog.get_logger(name)
+
+
+_configured = 0  # how many times `configure_logging` ran: a bound logger is built for one
+_bound: dict[str, tuple[int, Any]] = {}
+
+
+def bound_logger(name: str = "referral") -> Any:
+    """A logger built once per `configure_logging`, for the line every request writes:
+    `get_logger`'s proxy builds a new one (logger, processors, context) on every call."""
+    cached = _bound.get(name)
+    if cached is None or cached[0] != _configured:
+        cached = (_configured, structlog.get_logger(name).bind())
+        _bound[name] = cached
+    return cached[1]

@@ -80,10 +80,21 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(ReadModelCollector(runner))
+        # Each labelled child looked up once: `labels()` costs more than the count itself.
+        # Bounded: route templates (or "unmatched"), the parser's methods, status codes.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
