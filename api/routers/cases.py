@@ -359,6 +359,17 @@ def case_is_erased(services: Services, case: Case) -> bool:
     return is_erased(case) or (keyring is not None and keyring.is_destroyed(case.id))
 
 
+def header_parameter(name: str, description: str) -> dict[str, Any]:
+    """An optional request header, documented in OpenAPI as FastAPI documents `Header()`."""
+    return {
+        "name": name.lower(),
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": name},
+    }
+
+
 @router.post(
     "/cases/{case_id}/events",
     name="append_event",
@@ -369,6 +380,14 @@ def case_is_erased(services: Services, case: Case) -> bool:
         412: {"description": "The case has moved on since that version"},
         428: {"description": "If-Match is missing"},
     },
+    # The two headers are read from the request in the body: as parameters, FastAPI's
+    # per-parameter work cost about 3% of an append's CPU (py-spy, bench http).
+    openapi_extra={
+        "parameters": [
+            header_parameter("If-Match", "The case version the event follows (required)"),
+            header_parameter("Idempotency-Key", "Makes a retry of this append safe"),
+        ]
+    },
 )
 def append_event_route(
     case_id: UUID,
@@ -376,10 +395,9 @@ def append_event_route(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
-    if_match: Annotated[str | None, Header()] = None,
-    idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     scratch = scratch_response()
+    headers = request.headers
     accepted = append_event(
         case_id,
         submission,
@@ -387,8 +405,8 @@ def append_event_route(
         scratch,
         services,
         principal,
-        if_match,
-        idempotency_key,
+        headers.get("if-match"),
+        headers.get("idempotency-key"),
         directory=request_directory(request, services),
     )
     return json_response(accepted, scratch, 201)

@@ -688,3 +688,13 @@ def test_an_append_after_a_revocation_in_another_process_answers_404(
         412,
         "version-conflict",
     )
+
+
+def test_openapi_documents_the_append_headers(http: Harness) -> None:
+    """If-Match and Idempotency-Key are read from the request, and still documented."""
+    document = http.client.get("/openapi.json").json()
+    operation = document["paths"]["/cases/{case_id}/events"]["post"]
+    where = {(p["name"], p["in"]) for p in operation["parameters"]}
+    assert where == {("case_id", "path"), ("if-match", "header"), ("idempotency-key", "header")}
+    opening = document["paths"]["/cases"]["post"]
+    assert ("idempotency-key", "header") in {(p["name"], p["in"]) for p in opening["parameters"]}
