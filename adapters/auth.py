@@ -42,6 +42,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def well_formed_hash(token: str) -> str:
+    """The hash a directory token is known by; AuthenticationError if it cannot be one."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+        raise AuthenticationError("malformed token")
+    return hash_token(token)
+
+
 class DirectoryView:
     """The current directory, kept in memory and fast-forwarded from the log on each use.
 
@@ -105,38 +112,63 @@ class DirectoryView:
 
 
 class DirectoryTokenResolver:
-    """Resolve bearer tokens issued by `issue_token` against the directory."""
+    """Resolve bearer tokens issued by `issue_token` against the directory.
+
+    What a token resolves to in one directory (its principal and expiry) is remembered for
+    as long as that same directory is the one asked about: a served directory never changes
+    (`DirectoryView`), and a change to it is a new directory, which starts afresh. Only
+    tokens that resolved are remembered; the expiry is checked on every call.
+    """
 
     def __init__(self, app: ReferralApplication, view: DirectoryView | None = None) -> None:
         self.app = app
         self.view = view or DirectoryView(app)
+        self._resolved: tuple[Directory | None, dict[str, tuple[Principal, datetime]]] = (
+            None,
+            {},
+        )
 
     def resolve(self, token: str) -> Principal:
-        if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
-            raise AuthenticationError("malformed token")
-        return self.resolve_in(self.view.current(), token)
+        token_hash = well_formed_hash(token)
+        return self.resolve_hashed(self.view.current(), token_hash)
 
     def resolve_in(self, directory: Directory, token: str) -> Principal:
         """Resolve against a directory the caller has just read with `view.current()`."""
-        if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
-            raise AuthenticationError("malformed token")
-        record = directory.token_by_hash(hash_token(token))
+        return self.resolve_hashed(directory, well_formed_hash(token))
+
+    def resolve_hashed(self, directory: Directory, token_hash: str) -> Principal:
+        """`resolve_in` for a token already hashed by `well_formed_hash`."""
+        held, resolved = self._resolved
+        if held is not directory:
+            resolved = {}
+            self._resolved = (directory, resolved)  # one swap: readers see either pair whole
+        found = resolved.get(token_hash)
+        if found is None:
+            found = self._look_up(directory, token_hash)
+            resolved[token_hash] = found
+        principal, expires_at = found
+        if expires_at <= self.app.clock():
+            raise AuthenticationError("expired token")
+        return principal
+
+    @staticmethod
+    def _look_up(directory: Directory, token_hash: str) -> tuple[Principal, datetime]:
+        record = directory.token_by_hash(token_hash)
         if record is None:
             raise AuthenticationError("unknown token")
         if record["revoked"]:
             raise AuthenticationError("revoked token")
-        if datetime.fromisoformat(record["expires_at"]) <= self.app.clock():
-            raise AuthenticationError("expired token")
         user = directory.users.get(record["user_id"])
         if user is None or not user["active"]:
             raise AuthenticationError("inactive user")
         agency = directory.agencies[user["agency_id"]]
-        return Principal(
+        principal = Principal(
             user_id=user["user_id"],
             agency_id=user["agency_id"],
             agency_kind=AgencyKind(agency["kind"]),
             role=Role(user["role"]),
         )
+        return principal, datetime.fromisoformat(record["expires_at"])
 
 
 def issue_token(

@@ -43,7 +43,7 @@ class Provisional:
     request: Request
     view: DirectoryView
     tokens: DirectoryTokenResolver
-    token: str
+    token_hash: str
     principal: Principal
 
 
@@ -69,7 +69,7 @@ def confirm() -> None:
     if pending is None:
         return
     directory = pending.view.current(since=arrival(pending.request))
-    principal = pending.tokens.resolve_in(directory, pending.token)
+    principal = pending.tokens.resolve_hashed(directory, pending.token_hash)
     if principal != pending.principal:
         raise AuthenticationError("the credentials changed during the request")
     pending.request.state.directory = directory

@@ -16,6 +16,7 @@ from adapters.auth import (
     DirectoryTokenResolver,
     DirectoryView,
     PrincipalResolver,
+    well_formed_hash,
 )
 from adapters.oidc import ChainResolver
 from api.confirmed_route import PENDING, Provisional, arrival, confirms
@@ -84,12 +85,13 @@ async def get_principal(request: Request) -> Principal:
     tokens = _directory_tokens(services, token)
     held = services.directory.held
     if tokens is not None and held is not None and confirms(request):
+        token_hash = well_formed_hash(token)
         try:
-            principal = tokens.resolve_in(held, token)
+            principal = tokens.resolve_hashed(held, token_hash)
         except AuthenticationError:
             pass  # maybe issued, or reactivated, since: checked against the store below
         else:
-            PENDING.set(Provisional(request, services.directory, tokens, token, principal))
+            PENDING.set(Provisional(request, services.directory, tokens, token_hash, principal))
             return _authenticated(request, principal)
     return await anyio.to_thread.run_sync(_resolve_now, request, services, token, tokens)
 

@@ -15,14 +15,14 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi import APIRouter
 
-from adapters.auth import DirectoryView, issue_token
+from adapters.auth import AuthenticationError, DirectoryTokenResolver, DirectoryView, issue_token
 from api.confirmed_route import ConfirmedRoute
 from api.context import PrincipalDep
 from referral_core.application import ReferralApplication
 from referral_core.directory import DIRECTORY_ID, Directory
 from referral_core.vocab import AgencyKind, Role
 from tests.support.api import Harness, harness
-from tests.support.builders import example
+from tests.support.builders import MovableClock, example
 
 SYSTEM = {"user_id": "t", "agency_id": "system", "role": "admin"}
 
@@ -205,6 +205,40 @@ def test_a_read_begun_after_a_request_arrived_serves_it_without_another(
     assert view.current(since=late) is revoked  # that read began after `late`: it serves again
     assert view.current() is revoked
     assert queries == [DIRECTORY_ID], "without `since`, every call reads"
+
+
+def test_a_resolved_token_is_remembered_per_directory_and_still_expires(
+    app: ReferralApplication, clock: MovableClock
+) -> None:
+    """`DirectoryTokenResolver` remembers what a token resolved to in one directory; the
+    expiry is checked on every call, and every change (a new directory) resolves afresh."""
+    view = DirectoryView(app)
+    tokens = DirectoryTokenResolver(app, view)
+    user, agency = uuid4(), uuid4()
+
+    def add(d: Directory) -> None:
+        d.register_agency(agency, AgencyKind.NGO, "TH", "An NGO", SYSTEM)
+        d.add_user(user, agency, Role.CASEWORKER, "A caseworker", SYSTEM)
+
+    app.change_directory(add)
+    token_id, token = issue_token(app, user, ttl=timedelta(hours=1), actor=SYSTEM)
+    directory = view.current()
+    first = tokens.resolve_in(directory, token)
+    assert first.role is Role.CASEWORKER
+    assert tokens.resolve_in(directory, token) is first, "remembered in the same directory"
+    app.change_directory(lambda d: d.change_role(user, Role.SUPERVISOR, SYSTEM))
+    changed = view.current()
+    assert tokens.resolve_in(changed, token).role is Role.SUPERVISOR
+    assert tokens.resolve_in(directory, token).role is Role.CASEWORKER  # as that one said
+    clock.advance(timedelta(hours=1))
+    with pytest.raises(AuthenticationError, match="expired"):
+        tokens.resolve_in(changed, token)
+    clock.advance(timedelta(hours=-1))
+    app.change_directory(lambda d: d.revoke_token(token_id, "t", SYSTEM))
+    with pytest.raises(AuthenticationError, match="revoked"):
+        tokens.resolve(token)
+    with pytest.raises(AuthenticationError, match="malformed"):
+        tokens.resolve("not-a-token")
 
 
 def test_case_routes_hop_to_a_worker_thread_only_to_authenticate_and_to_work(
