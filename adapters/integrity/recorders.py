@@ -21,6 +21,7 @@ fresh read would have chained to the edit).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -41,6 +42,8 @@ from psycopg.errors import PipelineAborted, ReadOnlySqlTransaction, UndefinedFun
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from adapters.integrity.chain import ZERO_HASH, event_hash, with_header
+
+log = logging.getLogger(__name__)
 
 StreamKey = tuple[UUID | str, int]
 PreviousRows = Callable[[list[StreamKey]], dict[StreamKey, tuple[str, bytes]]]
@@ -214,7 +217,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             SQL(
                 "CREATE OR REPLACE FUNCTION {function}("
                 "ids {id_type}[], versions bigint[], topics text[], states bytea[]) "
-                "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ BEGIN "
+                "RETURNS SETOF bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp "
+                "AS $body$ BEGIN "
                 "SET LOCAL lock_timeout = {timeout}; "
                 "LOCK TABLE {table} IN EXCLUSIVE MODE; "
                 "PERFORM pg_catalog.pg_notify({channel}, ''); "
@@ -293,6 +297,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             if not isinstance(exc.__cause__, UndefinedFunction):
                 raise
             self._append_function_missing = True  # tables made by an earlier version
+            log.warning("the append function is missing: appends take the pipelined transaction")
             return None
         if len(ids) != len(chained):
             raise ProgrammingError(f"{len(ids)} notification ids for {len(chained)} events")

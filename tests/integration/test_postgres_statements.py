@@ -178,7 +178,7 @@ def test_a_duplicate_in_one_statement_stores_nothing_of_its_batch(
 
 
 def test_a_database_made_before_the_function_still_takes_appends(
-    recorder: ChainedPostgresRecorder, postgres_schema_url: str
+    recorder: ChainedPostgresRecorder, postgres_schema_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     url, schema = postgres_schema_url.split("?schema=", 1)
     stream = uuid4()
@@ -189,3 +189,5 @@ def test_a_database_made_before_the_function_still_takes_appends(
     assert recorder.insert_events(events(stream, 3)) == [3]
     assert recorder.appended_in_one_statement == 1, "only the first, before the drop"
     assert assert_chained(recorder, stream) == [1, 2, 3]
+    warned = [r for r in caplog.records if "append function is missing" in r.getMessage()]
+    assert len(warned) == 1, "said once, not on every append"
