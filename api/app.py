@@ -59,9 +59,14 @@ except ImportError:  # pragma: no cover - psycopg is a dependency
 UNAVAILABLE = (*UNAVAILABLE, es_persistence.OperationalError, es_persistence.InterfaceError)
 
 
+NO_STORE = (b"cache-control", b"no-store")
+"""On every response that sets no caching of its own: answers carry children's data, which no
+browser or proxy on the way may keep."""
+
+
 class RequestGuard:
     """Outermost middleware: request id, body size limit and JSON sanity (`problems.
-    json_body_problem`), 503 for an absent store, access log."""
+    json_body_problem`), 503 for an absent store, `Cache-Control: no-store`, access log."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics) -> None:
         self.app = app
@@ -113,7 +118,10 @@ class RequestGuard:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 status["sent"] = True
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", request_id.encode()))
+                if not any(name.lower() == b"cache-control" for name, _value in headers):
+                    headers.append(NO_STORE)
             await send(message)
 
         try:
@@ -161,6 +169,7 @@ class RequestGuard:
                 "headers": [
                     (b"content-type", problems.PROBLEM_JSON.encode()),
                     (b"content-length", str(len(body)).encode()),
+                    NO_STORE,
                     *extra,
                 ],
             }

@@ -698,3 +698,28 @@ def test_openapi_documents_the_append_headers(http: Harness) -> None:
     assert where == {("case_id", "path"), ("if-match", "header"), ("idempotency-key", "header")}
     opening = document["paths"]["/cases"]["post"]
     assert ("idempotency-key", "header") in {(p["name"], p["in"]) for p in opening["parameters"]}
+
+
+def test_no_response_may_be_stored_by_a_browser_or_proxy(http: Harness) -> None:
+    """Answers carry children's data: each says `Cache-Control: no-store` once, problems and
+    refusals made before any route included; a route's own caching header is kept as it is."""
+    case_id, version = http.open_case("ngo")
+    headers = http.headers("ngo")
+    answers = [
+        http.client.get(f"/cases/{case_id}", headers=headers),
+        http.client.get(f"/cases/{case_id}/events", headers=headers),
+        http.append(
+            case_id,
+            version=version,
+            event_type="ServiceDelivered",
+            payload=example("ServiceDelivered", provider_agency_id=agency("ngo")),
+        ),
+        http.client.get(f"/cases/{uuid4()}", headers=headers),  # 404
+        http.client.get("/cases"),  # 401
+        http.client.post("/cases", content=b"{not json", headers=headers),  # 422, before routes
+        http.client.post("/cases", content=b"x" * (2 * 1024 * 1024), headers=headers),  # 413
+        http.client.get("/stats", headers=http.headers("ministry")),
+    ]
+    for answer in answers:
+        assert answer.headers.get_list("cache-control") == ["no-store"], answer.request.url
+    assert [a.status_code for a in answers[3:7]] == [404, 401, 422, 413]
