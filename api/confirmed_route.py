@@ -1,8 +1,10 @@
 """Authentication in one thread hop: the token is checked against the store in the route's own
 worker thread, just before the route's body runs.
 
-A request's bearer token must be checked against the directory as the store has it now, so a
-revocation committed anywhere refuses the next request; that is a query. Done in its own
+A request's bearer token must be checked against the directory as the store had it when the
+request arrived or later, so a revocation committed anywhere refuses every request that arrives
+after it; that is a query (or another request's read that began after this one arrived:
+`DirectoryView.current(since=…)`). Done in its own
 dependency, the check costs a thread hop of its own besides the route's (plain `def` routes
 run in a worker thread): about 8% of an append's CPU, measured in-process. So on routes of
 this class:
@@ -10,8 +12,9 @@ this class:
 1. `get_principal` (on the event loop) resolves the token against the directory this process
    read last, and leaves a `Provisional` record in a context variable;
 2. the route's body is wrapped: in the worker thread, before the body, `confirm` reads the
-   directory from the store and resolves the token again. A token revoked, expired or moved
-   meanwhile is refused (401) there, before the body does anything.
+   directory from the store (unless a read begun since the request arrived already has) and
+   resolves the token again. A token revoked, expired or moved meanwhile is refused (401)
+   there, before the body does anything.
 
 Nothing is read or written for the caller before step 2. What the caller may learn earlier
 is only what any well-formed request learns: a 422 for an invalid body, or a 403 from a
