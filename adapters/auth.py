@@ -52,7 +52,7 @@ def well_formed_hash(token: str) -> str:
 class DirectoryView:
     """The current directory, kept in memory and fast-forwarded from the log on each use.
 
-    Every call asks the store for the directory's events after the version held, so a change
+    A call asks the store for the directory's events after the version held, so a change
     committed before the call (a token revoked, a user deactivated) is in what it returns. The
     round trip runs without a lock: concurrent requests do not queue behind one another's.
     What `current` returns is never changed afterwards (copy on write: newer events are
