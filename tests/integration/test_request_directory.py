@@ -33,6 +33,18 @@ def http(database_url: str, tmp_path: Path) -> Iterator[Harness]:
         yield h
 
 
+def add_caseworker(app: ReferralApplication) -> UUID:
+    """A new NGO with one caseworker, in the directory; the caseworker's user id."""
+    user, agency = uuid4(), uuid4()
+
+    def add(d: Directory) -> None:
+        d.register_agency(agency, AgencyKind.NGO, "TH", "An NGO", SYSTEM)
+        d.add_user(user, agency, Role.CASEWORKER, "A caseworker", SYSTEM)
+
+    app.change_directory(add)
+    return user
+
+
 def _count_reads(http: Harness, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count `services.directory.current()` calls; the list holds one item per call."""
     view = http.services.directory
@@ -144,14 +156,7 @@ def test_a_view_answers_concurrent_requests_without_queueing_them(
 
 def test_a_directory_served_is_never_changed_afterwards(app: ReferralApplication) -> None:
     view = DirectoryView(app)
-    user = uuid4()
-    agency = uuid4()
-
-    def add(d: Directory) -> None:
-        d.register_agency(agency, AgencyKind.NGO, "TH", "An NGO", SYSTEM)
-        d.add_user(user, agency, Role.CASEWORKER, "A caseworker", SYSTEM)
-
-    app.change_directory(add)
+    user = add_caseworker(app)
     before = view.current()
     token_id, _token = issue_token(app, user, ttl=timedelta(days=1), actor=SYSTEM)
     after = view.current()
@@ -172,13 +177,7 @@ def test_a_read_begun_after_a_request_arrived_serves_it_without_another(
     request) has seen every change committed before it; a change committed after the latest
     read began is read for every request that arrives after the change."""
     view = DirectoryView(app)
-    user, agency = uuid4(), uuid4()
-
-    def add(d: Directory) -> None:
-        d.register_agency(agency, AgencyKind.NGO, "TH", "An NGO", SYSTEM)
-        d.add_user(user, agency, Role.CASEWORKER, "A caseworker", SYSTEM)
-
-    app.change_directory(add)
+    user = add_caseworker(app)
     token_id, _token = issue_token(app, user, ttl=timedelta(days=1), actor=SYSTEM)
     queries: list[UUID] = []
     real_get = app.events.get
@@ -214,13 +213,7 @@ def test_a_resolved_token_is_remembered_per_directory_and_still_expires(
     expiry is checked on every call, and every change (a new directory) resolves afresh."""
     view = DirectoryView(app)
     tokens = DirectoryTokenResolver(app, view)
-    user, agency = uuid4(), uuid4()
-
-    def add(d: Directory) -> None:
-        d.register_agency(agency, AgencyKind.NGO, "TH", "An NGO", SYSTEM)
-        d.add_user(user, agency, Role.CASEWORKER, "A caseworker", SYSTEM)
-
-    app.change_directory(add)
+    user = add_caseworker(app)
     token_id, token = issue_token(app, user, ttl=timedelta(hours=1), actor=SYSTEM)
     directory = view.current()
     first = tokens.resolve_in(directory, token)
