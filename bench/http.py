@@ -15,9 +15,9 @@ with the clients split evenly between their ports, as a balancer in front of the
 Quick mode runs the first two only, with a few hundred requests: a smoke run of about 20 s.
 
 The load generator is a separate process: 16 threads, each with its own keep-alive connection
-(`bench.wire`: the standard library's http.client, TCP_NODELAY on), each sending a fixed share
-of the phase's requests back to back (their first connections 20 ms apart). Phases, each
-measured from a barrier after an unmeasured warm-up request:
+(`bench.wire`: a plain socket, one `sendall` per request, TCP_NODELAY on), each sending a
+fixed share of the phase's requests back to back (their first connections 20 ms apart). Phases,
+each measured from a barrier after an unmeasured warm-up request:
 
 - /healthz: the ceiling of this client and server on this machine, with no application work;
 - before appends and before reads, an unmeasured warm-up of a tenth as many of the same requests
@@ -981,7 +981,7 @@ def read_table(figures: list[Figures], sizes: Sizes) -> Table:
     client_ms = max(o.cpu["client"] * 1000 / o.requests for o in healthz) if healthz else 0.0
     wrk = "installed but not used" if shutil.which("wrk") else "not installed"
     table.notes.append(
-        f"Load generator: Python, 1 process, {CLIENTS} threads, one http.client "
+        f"Load generator: Python, 1 process, {CLIENTS} threads, one plain-socket "
         f"connection each (keep-alive, TCP_NODELAY; bench/wire.py); wrk {wrk}. It spends about "
         f"{client_ms:.2f} ms of CPU per /healthz request (see the CPU table for the other phases)."
     )
