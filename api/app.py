@@ -89,7 +89,14 @@ class RequestGuard:
         if declared is not None and (
             not declared.isdigit() or int(declared) > self.max_body_bytes
         ):
-            await self._reply(send, status, 413, "too-large", "The request body is too large")
+            await self._reply(
+                send,
+                status,
+                413,
+                "too-large",
+                "The request body is too large",
+                request_id=request_id,
+            )
             self._done(scope, status, started)
             return
         # The whole body is read here, streamed or not, so nothing past the limit is buffered
@@ -102,7 +109,7 @@ class RequestGuard:
         )
         if refusal is not None:
             code, http_status, title = refusal
-            await self._reply(send, status, http_status, code, title)
+            await self._reply(send, status, http_status, code, title, request_id=request_id)
             self._done(scope, status, started)
             return
         replayed = False
@@ -130,12 +137,19 @@ class RequestGuard:
             log.warning("store unavailable", error_type=type(exc).__name__)
             if not status["sent"]:
                 await self._reply(
-                    send, status, 503, "unavailable", "The store is unavailable; retry shortly"
+                    send,
+                    status,
+                    503,
+                    "unavailable",
+                    "The store is unavailable; retry shortly",
+                    request_id=request_id,
                 )
         except Exception as exc:  # noqa: BLE001 -- the last line of defence: a 500 problem
             log.error("unhandled error", error_type=type(exc).__name__)  # noqa: TRY400
             if not status["sent"]:
-                await self._reply(send, status, 500, "internal", "Internal error")
+                await self._reply(
+                    send, status, 500, "internal", "Internal error", request_id=request_id
+                )
         self._done(scope, status, started)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
@@ -156,8 +170,9 @@ class RequestGuard:
 
     @staticmethod
     async def _reply(
-        send: Send, status: dict[str, Any], code: int, problem: str, title: str
+        send: Send, status: dict[str, Any], code: int, problem: str, title: str, *, request_id: str
     ) -> None:
+        """A problem answered by the guard itself, with the request id the log line has."""
         body = (
             f'{{"type":"{problems.TYPE_PREFIX}{problem}","title":"{title}","status":{code}}}'
         ).encode()
@@ -170,6 +185,7 @@ class RequestGuard:
                     (b"content-type", problems.PROBLEM_JSON.encode()),
                     (b"content-length", str(len(body)).encode()),
                     NO_STORE,
+                    (b"x-request-id", request_id.encode()),
                     *extra,
                 ],
             }

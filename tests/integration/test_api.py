@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
@@ -41,6 +42,7 @@ def _problem(response: object, status: int, code: str) -> dict[str, object]:
     assert body["type"] == f"urn:referral:problem:{code}"
     assert body["status"] == status
     assert "Traceback" not in json.dumps(body)
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers.get("x-request-id", ""))  # type: ignore[attr-defined]
     return body
 
 

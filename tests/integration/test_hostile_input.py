@@ -8,15 +8,18 @@ with HTML and SQL in it is the exception: it is valid, so it is stored and retur
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
+from fastapi import APIRouter, FastAPI
 
 from tests.conftest import BACKENDS
 from tests.support import postgres
@@ -82,6 +85,8 @@ def problem(response: Any, status: int, code: str | set[str]) -> dict[str, Any]:
     codes = {code} if isinstance(code, str) else code
     assert body["type"] in {PROBLEM + c for c in codes}, body
     assert body["status"] == status
+    # Every answer, the guard's own refusals included, names the request its log line has.
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers.get("x-request-id", ""))
     return body
 
 
@@ -642,3 +647,41 @@ def test_hostile_text_in_query_parameters_is_harmless(http: Harness, opened: Ope
                 response = http.client.get(path, params=params, headers=headers)
             assert 400 <= response.status_code < 500, (path, text, response.status_code)
             assert response.headers["content-type"] == "application/problem+json"
+
+
+# -- failures the guard answers ----------------------------------------------------------------
+
+CANARY = "Canary Smith"
+
+
+def _failing_routes() -> APIRouter:
+    """Routes that fail as a bug or an absent store would, with identifying text in the error."""
+    router = APIRouter()
+
+    @router.get("/test-only/bug")
+    def bug() -> None:
+        raise RuntimeError(f"a bug that mentions {CANARY}")
+
+    @router.get("/test-only/store-away")
+    def store_away() -> None:
+        raise sqlite3.OperationalError(f"unable to open database of {CANARY}")
+
+    return router
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [("/test-only/bug", 500, "internal"), ("/test-only/store-away", 503, "unavailable")],
+)
+def test_a_failure_is_a_problem_with_the_request_id_and_no_detail(
+    http: Harness, path: str, status: int, code: str
+) -> None:
+    app = cast("FastAPI", http.client.app)
+    if not any(getattr(route, "path", "") == path for route in app.routes):
+        app.include_router(_failing_routes())
+    response = http.client.get(path)
+    body = problem(response, status, code)
+    assert CANARY not in response.text
+    assert set(body) == {"type", "title", "status"}
+    assert response.headers["cache-control"] == "no-store"
+    assert ("retry-after" in response.headers) == (status == 503)
