@@ -191,6 +191,11 @@ class ProtectedApplication(ReferralApplication):
         """A full mapper that keeps no opened payloads: each event of the log is read once."""
         return CaseKeyMapper(self.mapper.transcoder, self.keyring, keep=False).to_domain_event
 
+    def log_envelope_decoder(self) -> Callable[[Notification], DomainEventProtocol[UUID]]:
+        """A mapper that opens no case event's sealed values, nor fetches its case's key."""
+        mapper = CaseKeyMapper(self.mapper.transcoder, self.keyring, keep=False, open_cases=False)
+        return mapper.to_domain_event
+
     def construct_repository(self) -> Repository[UUID]:
         """The repository loads aggregates with a fold mapper, which leaves sealed what the
         case's fold never reads (`adapters.crypto.fields.fold_names`); `events` (history,

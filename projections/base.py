@@ -98,7 +98,9 @@ class Projection(ABC):
     reads_cases: ClassVar[bool] = True
     """Whether a read model not keyed by case reads the cases of its changes (`Change.case`).
     One that does not lets a rebuild share the cases out among processes
-    (`projections.rebuild_parts`): it is then handed every change, some without their case."""
+    (`projections.rebuild_parts`): it is then handed every change, some without their case,
+    and those case events with their sealed values unopened (it may read their envelope:
+    type, ids, times)."""
 
     keyed_by_case: ClassVar[bool] = False
     """Rows of a case depend only on the case after a change and that change's position and

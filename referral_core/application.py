@@ -215,6 +215,14 @@ class ReferralApplication(Application[UUID]):
         """
         return self.mapper.to_domain_event
 
+    def log_envelope_decoder(self) -> Callable[[Notification], DomainEventProtocol[UUID]]:
+        """How a reader that needs only an entry's envelope (type, ids, times) decodes it.
+
+        Here the same as `log_decoder`; a store that seals events' values leaves a case
+        event's sealed, which spares their decryption.
+        """
+        return self.log_decoder()
+
     def stream_ends(self, upto: int) -> dict[UUID, int]:
         """The log position of each stream's last event at or before position `upto`.
 

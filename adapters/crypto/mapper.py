@@ -58,14 +58,23 @@ class CaseKeyMapper(Mapper[UUID]):
     """eventsourcing's Mapper with per-case sealing; one per application."""
 
     def __init__(
-        self, transcoder: Transcoder, keyring: Keyring, *, fold: bool = False, keep: bool = True
+        self,
+        transcoder: Transcoder,
+        keyring: Keyring,
+        *,
+        fold: bool = False,
+        keep: bool = True,
+        open_cases: bool = True,
     ) -> None:
         """`fold`: a mapper for loading aggregates, which opens only the sealed values the
         case's fold reads (see `fields.fold_names`); the others stay sealed in the event.
-        `keep` false: keep no opened payload (a reader of the whole log reads each once)."""
+        `keep` false: keep no opened payload (a reader of the whole log reads each once).
+        `open_cases` false: open no case event's sealed values at all (a reader that needs
+        only their envelope: type, ids, times)."""
         super().__init__(transcoder)
         self.keyring = keyring
         self.fold = fold
+        self.open_cases = open_cases
         self.opened = OpenedPayloads() if keep else OpenedPayloads(0)
         if keep:
             keyring.on_destroy(self.opened.forget)
@@ -150,7 +159,8 @@ class CaseKeyMapper(Mapper[UUID]):
             state = self._open_snapshot(stored_event, state)
         event: DomainEventProtocol[UUID] = self._decode(stored_event, state)
         if isinstance(event, CaseEvent):
-            self._open_case_event(event)
+            if self.open_cases:
+                self._open_case_event(event)
         elif stored_event.topic == ACCESS_RECORDED_TOPIC:
             self._open_purpose(event)
         return event

@@ -19,7 +19,7 @@ from projections.registry import all_projections, by_names
 from projections.runner import ProjectionRunner, _after, rebuild
 from referral_core import synthetic
 from referral_core.application import ReferralApplication
-from referral_core.case import Case
+from referral_core.case import Case, CaseEvent
 from tests.support.builders import NOW
 from tests.support.readmodels import table_rows
 
@@ -323,6 +323,32 @@ def test_the_runners_log_pages_and_decoder_read_what_the_recorder_and_mapper_do(
         event = decode(notification)
         assert event.__dict__ == seeded.mapper.to_domain_event(notification).__dict__
     assert not mapper.opened._entries  # each event of the log is read once: nothing kept
+
+
+def test_the_envelope_decoder_leaves_case_events_sealed_and_the_rest_as_read(
+    seeded: ReferralApplication,
+) -> None:
+    """What part 0 of a rebuild reads other parts' case events with: their type, ids and times
+    as the full decoder gives them, their sealed values still sealed."""
+    envelope = seeded.log_envelope_decoder()
+    full = seeded.log_decoder()
+    sealed_somewhere = False
+    for notification in seeded.log_page(0, 1000):
+        read, opened = envelope(notification), full(notification)
+        assert type(read) is type(opened)
+        if not isinstance(opened, CaseEvent):
+            assert read.__dict__ == opened.__dict__
+            continue
+        assert {k: v for k, v in read.__dict__.items() if k != "payload"} == {
+            k: v for k, v in opened.__dict__.items() if k != "payload"
+        }
+        assert isinstance(read, CaseEvent)
+        assert read.payload.keys() == opened.payload.keys()
+        differing = [k for k in opened.payload if read.payload[k] != opened.payload[k]]
+        sealed_somewhere = sealed_somewhere or bool(differing)
+        for key in differing:  # sealed: no plain value of the child's reaches this reader
+            assert str(opened.payload[key]) not in str(read.payload[key])
+    assert sealed_somewhere
 
 
 @pytest.mark.parametrize("gather", [0.0, 1.0])

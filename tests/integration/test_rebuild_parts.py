@@ -16,6 +16,7 @@ from uuid import UUID
 
 import pytest
 
+from adapters.crypto.mapper import CaseKeyMapper
 from adapters.store import build_application
 from api.cli import main
 from projections import rebuild_parts
@@ -34,6 +35,7 @@ from projections.runner import (
 from referral_core import synthetic
 from referral_core.application import ReferralApplication
 from referral_core.case import Case, CaseEvent
+from referral_core.case_events import TOPIC_PREFIX
 from tests.support.builders import NOW
 from tests.support.readmodels import table_rows
 
@@ -86,6 +88,38 @@ def test_a_rebuild_in_parts_equals_live_row_for_row_with_entries_after_its_plan(
     # Shared out on PostgreSQL only: SQLite's parts would queue for its one write lock.
     assert parted == ([2] if isinstance(db, PostgresDatabase) else [])
     assert positions_named(db, "%_parts%") == sorted(p.name + "_parts" for p in projections)
+
+
+def test_part_zero_opens_only_its_own_cases_events(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Part 0 reads every entry for the read models that read no case, but another part's case
+    events only by their envelope: it neither decrypts their values nor fetches their keys."""
+    opened: set[UUID] = set()
+    open_case_event = CaseKeyMapper._open_case_event
+
+    def recording(mapper: CaseKeyMapper, event: CaseEvent) -> None:
+        opened.add(event.originator_id)
+        open_case_event(mapper, event)
+
+    monkeypatch.setattr(CaseKeyMapper, "_open_case_event", recording)
+    app = build_application(postgres_schema_url)
+    db = open_database(postgres_schema_url)
+    try:
+        synthetic.seed_directory(app)
+        synthetic.generate_cases(app, cases=16, seed=5, now=NOW - timedelta(minutes=1))
+        log = app.log_page(0, 100_000)
+        cases = {UUID(str(n.originator_id)) for n in log if n.topic.startswith(TOPIC_PREFIX)}
+        opened.clear()
+        rebuild(app, db, all_projections(), processes=2)
+    finally:
+        db.close()
+        app.close()
+    mine = {case for case in cases if part_of(case, 2) == 0}
+    assert mine
+    assert mine < cases
+    # The rebuild's own catch-up after the parts reads nothing more: part 0 opened its cases.
+    assert opened == mine
 
 
 def test_part_zero_takes_one_share_of_the_cases_and_every_other_part_two() -> None:
