@@ -347,13 +347,6 @@ class ProjectionRunner:
             return 0
         if self.partition is not None:
             notifications = [n for n in notifications if self._read(n)]
-        self.app.expect_reads(
-            {
-                n.originator_id
-                for n in notifications
-                if self._case_entry(n) and not self._foreign(n)
-            }
-        )
         try:
             changes = self._changes(notifications)
             own = changes if self.partition is None else [c for c in changes if self._own(c)]
@@ -414,17 +407,13 @@ class ProjectionRunner:
             notification.originator_id
         )
 
-    @staticmethod
-    def _case_entry(notification: Any) -> bool:
-        return bool(notification.topic.startswith(TOPIC_PREFIX))
-
     def _foreign(self, notification: Any) -> bool:
         """In part 0 of a rebuild: whether the entry is an event of another part's case. Its
         read models that read no case see only its envelope (type, ids, times); its sealed
         values are left sealed, and its case's key is not fetched."""
         return (
             self.partition is not None
-            and self._case_entry(notification)
+            and notification.topic.startswith(TOPIC_PREFIX)
             and not self._part_of(notification.originator_id)
         )
 
@@ -437,8 +426,15 @@ class ProjectionRunner:
         """The batch's changes, each case event with its case and where the batch opened it."""
         changes: list[Change] = []
         opened_at: dict[UUID, int] = {}
-        for notification in notifications:
-            foreign = self._foreign(notification)
+        foreigners = [self._foreign(n) for n in notifications]
+        self.app.expect_reads(  # the keys of the cases it opens, in one go
+            {
+                n.originator_id
+                for n, foreign in zip(notifications, foreigners, strict=True)
+                if not foreign and n.topic.startswith(TOPIC_PREFIX)
+            }
+        )
+        for notification, foreign in zip(notifications, foreigners, strict=True):
             event = (self.decode_envelope if foreign else self.decode)(notification)
             case = None
             if isinstance(event, CaseEvent) and not foreign:
