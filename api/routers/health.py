@@ -17,7 +17,9 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="The process is alive", openapi_extra=OPEN)
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    """On the event loop, not in a request thread: a liveness probe is answered even while
+    every request thread waits on a slow store (that is what /readyz reports)."""
     return {"status": "ok"}
 
 

@@ -271,6 +271,29 @@ def test_case_routes_hop_to_a_worker_thread_only_to_authenticate_and_to_work(
         assert hops == ["_run_sync_endpoint"], hops  # FastAPI's wrapper around the route
 
 
+def test_the_liveness_probe_needs_no_request_thread(
+    http: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/healthz is answered on the event loop: with every request thread waiting on a slow
+    store, the process still says it is alive (/readyz is the one that asks the store)."""
+    import fastapi.routing as fastapi_routing
+
+    hops: list[str] = []
+    real = fastapi_routing.run_in_threadpool  # type: ignore[attr-defined]
+
+    async def run_in_threadpool(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(fastapi_routing, "run_in_threadpool", run_in_threadpool)
+    response = http.client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert hops == []
+    assert http.client.get("/readyz").status_code == 200
+    assert "_run_sync_endpoint" in hops  # the count works: a plain `def` route hops
+
+
 def test_a_role_changed_since_the_held_directory_is_refused_before_the_route_runs(
     http: Harness,
 ) -> None:
