@@ -35,6 +35,7 @@ from uuid import UUID
 
 from adapters.store import build_application
 from projections.base import Projection
+from projections.collector import fewer_collections
 from projections.db import PostgresDatabase, open_database
 from projections.runner import (
     PART_MARK,
@@ -128,6 +129,11 @@ def _run_as_part(runner: ProjectionRunner, upto: int, index: int, count: int) ->
 
 def run_part(part: Part) -> int:
     """In a spawned process: rebuild one part's cases up to the plan; return where it got."""
+    with fewer_collections():
+        return _run_part(part)
+
+
+def _run_part(part: Part) -> int:
     app = build_application(part.database_url, create_tables=False)
     db = open_database(part.database_url)
     try:

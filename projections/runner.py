@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from projections.base import Change, Projection
+from projections.collector import fewer_collections
 from projections.db import PostgresDatabase, SqliteDatabase, Tx
 from referral_core.application import ReferralApplication
 from referral_core.case import Case, CaseEvent
@@ -523,8 +524,31 @@ def rebuild(
     arrived during the rebuild, excludes every batch (an exclusive advisory lock on PostgreSQL,
     the write lock on SQLite). Returns the position the rebuilt read models reached.
     `processes`: how many share the cases out (`projections.rebuild_parts`); None: as many
-    as `rebuild_processes` says.
+    as `rebuild_processes` says. The collector runs less often meanwhile
+    (`projections.collector`).
     """
+    with fewer_collections():
+        return _rebuild(
+            app,
+            db,
+            projections,
+            batch_size=batch_size,
+            swap=swap,
+            suffix=suffix,
+            processes=processes,
+        )
+
+
+def _rebuild(
+    app: ReferralApplication,
+    db: SqliteDatabase | PostgresDatabase,
+    projections: Sequence[Projection],
+    *,
+    batch_size: int | None,
+    swap: bool,
+    suffix: str,
+    processes: int | None,
+) -> int:
     with db.transaction() as tx:
         ensure_tracking(tx)
         for projection in projections:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from projections.collector import fewer_collections
 from projections.db import PostgresDatabase, SqliteDatabase
 from projections.runner import ProjectionRunner
 
@@ -69,6 +70,17 @@ def run_worker(
         signal.signal(signal.SIGINT, _stop)
     if isinstance(db, PostgresDatabase):
         listen_for_appends(runner, db, stop)
+    with fewer_collections():  # a process of its own, that may catch up on a long log
+        _restart_loop(runner, stop, poll_interval, gather, on_error)
+
+
+def _restart_loop(
+    runner: ProjectionRunner,
+    stop: threading.Event,
+    poll_interval: float,
+    gather: float,
+    on_error: Callable[[BaseException], None] | None,
+) -> None:
     attempt = 0
     while not stop.is_set():
         try:

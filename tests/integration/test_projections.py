@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Sequence
@@ -14,9 +15,11 @@ import pytest
 from adapters.crypto.mapper import CaseKeyMapper
 from projections import runner as runner_module
 from projections.base import Change, Projection
+from projections.collector import BULK_THRESHOLDS
 from projections.db import PostgresDatabase, SqliteDatabase, Tx, open_database
 from projections.registry import all_projections, by_names
 from projections.runner import ProjectionRunner, _after, rebuild
+from projections.worker import run_worker
 from referral_core import synthetic
 from referral_core.application import ReferralApplication
 from referral_core.case import Case, CaseEvent
@@ -245,6 +248,66 @@ def test_a_rebuild_writes_each_case_once_at_its_last_change(
     assert {c.case.id: c.position for batch in recording.batches for c in batch if c.case} == {
         case_id: ends[case_id] for case_id in handled
     }
+
+
+class CollectorThresholds(Projection):
+    """Keeps the collector's thresholds as they were while each batch was handed to it."""
+
+    name = "collector_thresholds"
+    tables: ClassVar[dict[str, str]] = {}
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int, int]] = []
+
+    def handle_batch(self, tx: Tx, changes: Sequence[Change], suffix: str = "") -> None:
+        self.seen.append(gc.get_threshold())
+
+    def handle(self, tx: Tx, change: Change, suffix: str = "") -> None:
+        raise AssertionError("batches only")
+
+
+def test_a_rebuild_runs_the_collector_less_often_and_then_as_before(
+    seeded: ReferralApplication, db: SqliteDatabase | PostgresDatabase
+) -> None:
+    before = gc.get_threshold()
+    assert before != BULK_THRESHOLDS
+    spy = CollectorThresholds()
+    rebuild(seeded, db, [spy], swap=False, suffix="_gc", batch_size=50, processes=1)
+    assert len(spy.seen) > 2
+    assert set(spy.seen) == {BULK_THRESHOLDS}
+    assert gc.get_threshold() == before
+    failing = Exploding(explode_at=30)
+    with pytest.raises(RuntimeError, match="middle of a batch"):
+        rebuild(seeded, db, [failing], swap=False, suffix="_gc2", batch_size=50, processes=1)
+    assert gc.get_threshold() == before
+
+
+def test_the_worker_runs_the_collector_less_often_until_it_stops(
+    seeded: ReferralApplication, db: SqliteDatabase | PostgresDatabase
+) -> None:
+    before = gc.get_threshold()
+    spy = CollectorThresholds()
+    runner = ProjectionRunner(seeded, db, [spy], batch_size=50)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_worker, args=(runner, db), kwargs={"stop": stop, "poll_interval": 0.05}
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while runner.positions()["collector_thresholds"] < (
+            seeded.recorder.max_notification_id() or 0
+        ):
+            assert time.monotonic() < deadline, "the worker did not catch up"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        runner.nudge.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert spy.seen
+    assert set(spy.seen) == {BULK_THRESHOLDS}
+    assert gc.get_threshold() == before
 
 
 @pytest.mark.parametrize("rebuild_states", [1000, 2])

@@ -7,6 +7,7 @@ plan; the parts leave no position behind; a part that fails fails the rebuild be
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections import Counter
 from datetime import timedelta
@@ -21,6 +22,7 @@ from adapters.store import build_application
 from api.cli import main
 from projections import rebuild_parts
 from projections.base import CaseRowsProjection, Projection
+from projections.collector import BULK_THRESHOLDS
 from projections.db import PostgresDatabase, Row, SqliteDatabase, open_database
 from projections.registry import all_projections
 from projections.runner import (
@@ -168,6 +170,41 @@ class FailsInPartOne(CaseRowsProjection):
         if part_of(case.id, 2) == 1:
             raise RuntimeError("a part's batch failed")
         return {"fails_in_part_one": [(str(case.id),)]}
+
+
+class CollectorThresholds(CaseRowsProjection):
+    """Keyed by case; writes, for each case, the collector's first threshold where it ran."""
+
+    name = "collector_thresholds"
+    tables: ClassVar[dict[str, str]] = {
+        "collector_thresholds": "case_id TEXT NOT NULL, part INTEGER NOT NULL, "
+        "threshold INTEGER NOT NULL"
+    }
+    case_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "collector_thresholds": ("case_id", "part", "threshold")
+    }
+
+    def case_rows(self, case: Case, event: CaseEvent, position: int) -> dict[str, list[Row]]:
+        row = (str(case.id), part_of(case.id, 2), gc.get_threshold()[0])
+        return {"collector_thresholds": [row]}
+
+
+def test_every_part_of_a_rebuild_runs_the_collector_less_often(postgres_schema_url: str) -> None:
+    """PostgreSQL only: there is no part on SQLite. Part 1 is a process of its own."""
+    before = gc.get_threshold()
+    app = build_application(postgres_schema_url)
+    db = open_database(postgres_schema_url)
+    try:
+        synthetic.seed_directory(app)
+        synthetic.generate_cases(app, cases=8, seed=5, now=NOW - timedelta(minutes=1))
+        rebuild(app, db, [CollectorThresholds()], processes=2)
+        with db.reading() as tx:
+            rows = tx.fetchall("SELECT DISTINCT part, threshold FROM collector_thresholds")
+    finally:
+        db.close()
+        app.close()
+    assert sorted(rows) == [(0, BULK_THRESHOLDS[0]), (1, BULK_THRESHOLDS[0])]
+    assert gc.get_threshold() == before
 
 
 def test_a_failing_part_fails_the_rebuild_before_any_swap(postgres_schema_url: str) -> None:
