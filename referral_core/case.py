@@ -237,35 +237,29 @@ class Case(Aggregate):
     # -- evolution -------------------------------------------------------------------------------
 
     def evolve(self, event: CaseEvent) -> None:
-        fact = Fact(
-            event_id=event.event_id,
-            event_type=event.event_type,
-            agency_id=event.agency_id,
-            version=event.originator_version,
-            occurred_at=event.occurred_at.isoformat(),
-            payload=event.payload,
-        )
-        self.entries[fact.event_id] = {
-            "version": fact.version,
-            "type": fact.event_type,
-            "agency_id": fact.agency_id,
+        event_type = type(event).__name__
+        event_id, version = event.event_id, event.originator_version
+        agency_id = event.actor["agency_id"]
+        self.entries[event_id] = {
+            "version": version,
+            "type": event_type,
+            "agency_id": agency_id,
             "voided": False,
         }
-        if fact.event_type == "EntryVoided":
-            self._void(str(fact.payload["target_event_id"]))
-        elif fact.event_type == "EntryCorrected":
-            self._correct(fact)
-        else:
-            self._apply(self._keep(fact))
-            self.stage = self._derive_stage()
-
-    def _keep(self, fact: Fact) -> Fact:
-        """Keep the effective payload of an entry that changes state; the fold reads only it."""
-        if fact.event_type not in self._EVOLVERS:
-            return fact
-        payload = redact(fact.event_type, fact.payload)
-        self.effective[fact.event_id] = {"occurred_at": fact.occurred_at, "payload": payload}
-        return fact._replace(payload=payload)
+        payload: Mapping[str, Any] = event.payload
+        if event_type == "EntryVoided":
+            self._void(str(payload["target_event_id"]))
+            return
+        occurred_at = event.occurred_at.isoformat()
+        if event_type == "EntryCorrected":
+            self._correct(Fact(event_id, event_type, agency_id, version, occurred_at, payload))
+            return
+        if event_type in self._EVOLVERS:
+            # Keep the effective payload of an entry that changes state; the fold reads only it.
+            payload = redact(event_type, payload)
+            self.effective[event_id] = {"occurred_at": occurred_at, "payload": payload}
+        self._apply(Fact(event_id, event_type, agency_id, version, occurred_at, payload))
+        self.stage = self._derive_stage()
 
     def _apply(self, fact: Fact) -> None:
         evolver = self._EVOLVERS.get(fact.event_type)
@@ -407,11 +401,16 @@ def _metadata(annotation: Any) -> Iterable[Any]:
 def _copy_plain(value: Any) -> Any:
     """Copy the containers of a JSON-like value; scalars and immutable values are shared."""
     kind = type(value)
+    if kind in _SHARED_TYPES:
+        return value
     if kind is dict:
-        return {key: _copy_plain(item) for key, item in value.items()}
+        return {
+            key: item if type(item) in _SHARED_TYPES else _copy_plain(item)
+            for key, item in value.items()
+        }
     if kind is list:
-        return [_copy_plain(item) for item in value]
-    if kind in _SHARED_TYPES or isinstance(value, Aggregate.Event):
+        return [item if type(item) in _SHARED_TYPES else _copy_plain(item) for item in value]
+    if isinstance(value, Aggregate.Event):
         return value  # immutable: events are frozen dataclasses
     return copy.deepcopy(value)
 
@@ -424,11 +423,21 @@ _SHARED_TYPES = frozenset({str, int, float, bool, type(None), UUID, datetime, da
 
 def redact(event_type: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` with each sensitive text the fold does not read replaced by `REDACTED`."""
-    hidden = sensitive_fields(event_type) - FOLD_READS_SENSITIVE
+    hidden = hidden_fields(event_type)
     return {
-        key: REDACTED if key in hidden and value is not None else _copy_plain(value)
+        key: REDACTED
+        if key in hidden and value is not None
+        else value
+        if type(value) in _SHARED_TYPES
+        else _copy_plain(value)
         for key, value in values.items()
     }
+
+
+@cache
+def hidden_fields(event_type: str) -> frozenset[str]:
+    """The sensitive fields of an event type that effective payloads do not keep."""
+    return sensitive_fields(event_type) - FOLD_READS_SENSITIVE
 
 
 # -- the child's age ----------------------------------------------------------------------------
