@@ -191,6 +191,11 @@ class ProtectedApplication(ReferralApplication):
         """A full mapper that keeps no opened payloads: each event of the log is read once."""
         return CaseKeyMapper(self.mapper.transcoder, self.keyring, keep=False).to_domain_event
 
+    def log_fold_decoder(self) -> Callable[[Notification], DomainEventProtocol[UUID]]:
+        """A mapper that opens of a case event only what the case's fold reads, keeping none."""
+        mapper = CaseKeyMapper(self.mapper.transcoder, self.keyring, keep=False, fold=True)
+        return mapper.to_domain_event
+
     def log_envelope_decoder(self) -> Callable[[Notification], DomainEventProtocol[UUID]]:
         """A mapper that opens no case event's sealed values, nor fetches its case's key."""
         mapper = CaseKeyMapper(self.mapper.transcoder, self.keyring, keep=False, open_cases=False)

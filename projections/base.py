@@ -34,6 +34,9 @@ class Change:
 
     position: int
     event: object
+    """The decoded event. A case event is opened only as far as the case's fold reads it
+    (`ReferralApplication.log_fold_decoder`): its other sensitive values stay sealed, since
+    a read model reads the case and the event's envelope (type, ids, times), never those."""
     case: Case | None
     notification: Notification | None = None
     """The stored event as it is in the log (topic, ids, the stored bytes)."""

@@ -272,7 +272,7 @@ class ProjectionRunner:
         self.stop: int | None = None
         """A position not to read past (a rebuild's part stops where the rebuild planned)."""
         self.states = CaseStates(app)
-        self.decode = app.log_decoder()
+        self.decode = app.log_fold_decoder()
         self.decode_envelope = app.log_envelope_decoder()
         self.stats = {p.name: RunnerStats() for p in self.projections}
         self.nudge = threading.Event()

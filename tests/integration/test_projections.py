@@ -12,13 +12,14 @@ from uuid import UUID
 
 import pytest
 
+from adapters.crypto.fields import fold_names, is_sealed
 from adapters.crypto.mapper import CaseKeyMapper
 from projections import runner as runner_module
 from projections.base import Change, Projection
 from projections.collector import BULK_THRESHOLDS
 from projections.db import PostgresDatabase, SqliteDatabase, Tx, open_database
 from projections.registry import all_projections, by_names
-from projections.runner import ProjectionRunner, _after, rebuild
+from projections.runner import CaseStates, ProjectionRunner, _after, rebuild
 from projections.worker import run_worker
 from referral_core import synthetic
 from referral_core.application import ReferralApplication
@@ -412,6 +413,41 @@ def test_the_envelope_decoder_leaves_case_events_sealed_and_the_rest_as_read(
         for key in differing:  # sealed: no plain value of the child's reaches this reader
             assert str(opened.payload[key]) not in str(read.payload[key])
     assert sealed_somewhere
+
+
+def test_the_runner_opens_case_events_only_as_far_as_the_fold_reads_and_folds_the_same(
+    seeded: ReferralApplication,
+) -> None:
+    """Read models read the folded case and the envelope: the runner leaves sealed every
+    sensitive value the case does not keep, and its cases equal those of the full decoder."""
+    runner_decode = seeded.log_fold_decoder()
+    full = seeded.log_decoder()
+    by_runner, by_full = CaseStates(seeded, 1000), CaseStates(seeded, 1000)
+    left_sealed = 0
+    for notification in seeded.log_page(0, 100_000):
+        read, opened = runner_decode(notification), full(notification)
+        assert type(read) is type(opened)
+        if not isinstance(opened, CaseEvent):
+            assert read.__dict__ == opened.__dict__
+            continue
+        assert isinstance(read, CaseEvent)
+        assert {k: v for k, v in read.__dict__.items() if k != "payload"} == {
+            k: v for k, v in opened.__dict__.items() if k != "payload"
+        }
+        kept = fold_names(opened.event_type)
+        for key, value in opened.payload.items():
+            if key in kept or read.payload[key] == value:
+                assert read.payload[key] == value
+                continue
+            assert is_sealed(read.payload[key])  # no plain value of the child's reaches it
+            assert str(value) not in str(read.payload[key])
+            left_sealed += 1
+        assert case_state(by_runner.advance(read)) == case_state(by_full.advance(opened))
+    assert left_sealed > 10
+
+
+def case_state(case: Case) -> dict[str, object]:
+    return {k: v for k, v in vars(case).items() if k != "_pending_events"}
 
 
 @pytest.mark.parametrize("gather", [0.0, 1.0])
