@@ -12,12 +12,14 @@ Sizes as the issue asks: about 1,000,000 events (54,000 cases) for the rebuild, 
 up to 100,000 (about 1,860,000 events) for the reads and the lag.
 
 1. Rebuild. In the same run, one after the other, each with a fresh application (cold key
-   caches): reading the whole log with `recorder.select_notifications` in pages of the runner's
-   batch size ("raw rows"); the same plus `app.mapper.to_domain_event` for each row, with the
-   page's case keys fetched in one go as the runner does ("raw rows + decode"); then
-   `projections.runner.rebuild` with every read model (`registry.all_projections`, the
-   integrity one signing tree heads): replayed from position 0 into fresh tables, swapped in.
-   Target: rebuild at least 0.3 of the raw rows rate.
+   caches): reading the whole log with `app.log_page` (the runner's read) in pages of the
+   runner's batch size ("raw rows"); the same plus the runner's decoder for each row, with the
+   page's case keys fetched in one go as the runner does ("+decode"); the same plus folding
+   each case event into its case, as a rebuild does, writing nothing ("+decode+fold": what any
+   replay of the log must do); then `projections.runner.rebuild` with every read model
+   (`registry.all_projections`, the integrity one signing tree heads): replayed from position 0
+   into fresh tables, swapped in, with the CPU time of its processes. Target: rebuild at least
+   0.3 of the raw rows rate.
 2. Inbox and stats. More cases are generated if needed, the read models caught up, then
    `referral serve` (1 worker, REFERRAL_RUN_PROJECTIONS=false) answers GET /inbox (the caseworker
    of the agency with the most case_summary rows), GET /stats?by=month and ?by=month,sex (a
@@ -38,6 +40,7 @@ import math
 import multiprocessing
 import os
 import random
+import resource
 import subprocess
 import sys
 import threading
@@ -45,7 +48,7 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -75,11 +78,19 @@ from bench.common import (
     with_schema,
 )
 from bench.http import Server, free_port, stop_server, wait_ready
+from projections.collector import fewer_collections
 from projections.db import open_database
 from projections.registry import all_projections
-from projections.runner import POSTGRES_BATCH, ProjectionRunner, rebuild, rebuild_processes
+from projections.runner import (
+    POSTGRES_BATCH,
+    REBUILD_CASE_STATES,
+    CaseStates,
+    ProjectionRunner,
+    rebuild,
+    rebuild_processes,
+)
 from referral_core.application import ReferralApplication
-from referral_core.case import Case
+from referral_core.case import Case, CaseEvent
 from referral_core.clock import utc_now
 from referral_core.commands import record_event
 from referral_core.synthetic import (
@@ -261,21 +272,31 @@ def generate(
 # -- 1. rebuild against reading the log ----------------------------------------------------------
 
 
-def read_log(app: ReferralApplication, page: int, *, decode: bool) -> int:
-    """Read every row of the log in pages as the runner does (decoding each if asked)."""
+def read_log(app: ReferralApplication, page: int, *, decode: bool, fold: bool = False) -> int:
+    """Read every row of the log in pages as the runner does; if asked, decode each with the
+    runner's decoder and, if asked too, fold each case event into its case as a rebuild does
+    (cases kept folded until their last event, the collector as in a rebuild), writing
+    nothing: what any replay of the log must do."""
     start = 0
     count = 0
-    decoder = app.log_decoder()
-    while True:
-        rows = app.log_page(start, page)
-        if not rows:
-            return count
-        if decode:
-            app.expect_reads({row.originator_id for row in rows})  # keys in one go, as the runner
-            for row in rows:
-                decoder(row)
-        count += len(rows)
-        start = rows[-1].id
+    decoder = app.log_fold_decoder()
+    states = CaseStates(app, REBUILD_CASE_STATES)
+    ends = app.stream_ends(app.recorder.max_notification_id() or 0) if fold else {}
+    with fewer_collections() if fold else nullcontext():
+        while True:
+            rows = app.log_page(start, page)
+            if not rows:
+                return count
+            if decode:
+                app.expect_reads({row.originator_id for row in rows})  # as the runner: at once
+                for row in rows:
+                    event = decoder(row)
+                    if fold and isinstance(event, CaseEvent):
+                        states.advance(event)
+                        if ends.get(event.originator_id) == row.id:
+                            states.drop(event.originator_id)
+            count += len(rows)
+            start = rows[-1].id
 
 
 @dataclass(frozen=True)
@@ -285,32 +306,45 @@ class RebuildFigures:
     generation_s: float
     raw_rows: float
     raw_decode: float
+    raw_fold: float
     rebuild: float
     rebuild_s: float
+    rebuild_cpu_s: float
     processes: int
 
 
-def timed_read(database_url: str, *, decode: bool) -> tuple[int, float]:
+def timed_read(database_url: str, *, decode: bool, fold: bool = False) -> tuple[int, float]:
     app = build_application(database_url)
     try:
         began = time.perf_counter()
-        count = read_log(app, POSTGRES_BATCH, decode=decode)
+        count = read_log(app, POSTGRES_BATCH, decode=decode, fold=fold)
         return count, time.perf_counter() - began
     finally:
         app.close()
 
 
-def timed_rebuild(database_url: str) -> tuple[int, float, int]:
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (the rebuild's parts)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed_rebuild(database_url: str) -> tuple[int, float, float, int]:
     """`referral projections rebuild`: every read model replayed from the start into fresh
-    tables, then swapped in; (the position reached, seconds, processes it used)."""
+    tables, then swapped in; (the position reached, seconds, CPU seconds of the rebuilding
+    processes, processes it used)."""
     app = build_application(database_url)
     db = open_database(database_url)
     try:
         projections = configured(all_projections(), ApiSettings(database_url=database_url))
         processes = rebuild_processes(db, projections, app.recorder.max_notification_id() or 0)
+        cpu = cpu_seconds()
         began = time.perf_counter()
         position = rebuild(app, db, projections, processes=processes)
-        return position, time.perf_counter() - began, processes
+        return position, time.perf_counter() - began, cpu_seconds() - cpu, processes
     finally:
         db.close()
         app.close()
@@ -739,7 +773,8 @@ def run(settings: Settings) -> list[Table]:  # noqa: PLR0915 -- the phases in or
         # 1. reading the log, then rebuilding every read model from it
         rows, rows_s = timed_read(database_url, decode=False)
         decoded, decode_s = timed_read(database_url, decode=True)
-        reached, rebuild_s, processes = timed_rebuild(database_url)
+        folded, fold_s = timed_read(database_url, decode=True, fold=True)
+        reached, rebuild_s, rebuild_cpu_s, processes = timed_rebuild(database_url)
         if reached != (last := log_end(database_url)):
             raise RuntimeError(f"the rebuild reached {reached}, not the log's end {last}")
         results.rebuild = RebuildFigures(
@@ -748,8 +783,10 @@ def run(settings: Settings) -> list[Table]:  # noqa: PLR0915 -- the phases in or
             generation_s=first_generation,
             raw_rows=rate(rows, rows_s),
             raw_decode=rate(decoded, decode_s),
+            raw_fold=rate(folded, fold_s),
             rebuild=rate(rows, rebuild_s),
             rebuild_s=rebuild_s,
+            rebuild_cpu_s=rebuild_cpu_s,
             processes=processes,
         )
         # 2. enough cases for the reads, read models caught up
@@ -822,12 +859,14 @@ def tables(results: Results, sizes: Sizes) -> list[Table]:
                 "events",
                 "cases",
                 "raw rows",
-                "raw rows+decode",
+                "+decode",
+                "+decode+fold",
                 "rebuild",
                 "rebuild/raw",
                 f"ratio >= {TARGET_RATIO_LABEL}",
-                "rebuild/raw+decode",
+                "rebuild/(+decode+fold)",
                 "rebuild s",
+                "CPU µs/event",
             ],
         )
         ratio = r.rebuild / r.raw_rows
@@ -837,23 +876,32 @@ def tables(results: Results, sizes: Sizes) -> list[Table]:
                 f"{r.cases:,}",
                 fmt_rate(r.raw_rows),
                 fmt_rate(r.raw_decode),
+                fmt_rate(r.raw_fold),
                 fmt_rate(r.rebuild),
                 fmt_ratio(ratio),
                 verdict(ratio >= TARGET_REBUILD),
-                fmt_ratio(r.rebuild / r.raw_decode),
+                fmt_ratio(r.rebuild / r.raw_fold),
                 f"{r.rebuild_s:.1f}",
+                f"{r.rebuild_cpu_s / r.events * 1e6:.0f}",
             ]
         )
         table.notes.append(
             f"raw: app.log_page (the runner's read of the log: tuple rows), pages of "
-            f"{POSTGRES_BATCH:,}, one process; +decode: app.log_decoder() on each row "
-            "(unsealing; a fresh key cache, each page's keys read at once)."
+            f"{POSTGRES_BATCH:,}, one process; +decode: the runner's decoder on each row "
+            "(app.log_fold_decoder: a fresh key cache, each page's keys read at once); +fold: "
+            "each case event folded into its case too, as a rebuild does, nothing written: "
+            "the work any replay of the log does, one process."
         )
         table.notes.append(
             f"rebuild: projections.runner.rebuild (`referral projections rebuild`), all "
             f"{len(all_projections())} read models replayed from position 0 into fresh tables "
             f"and swapped in (integrity signing tree heads), in {r.processes} process(es) "
-            "sharing the cases out (the default: one per core)."
+            "sharing the cases out (the default: one per core). CPU: of the rebuilding "
+            "processes (PostgreSQL's not counted), per event of the log. "
+            f"{TARGET_REBUILD} of raw rows on {os.cpu_count()} cores allows "
+            f"{(os.cpu_count() or 1) / (TARGET_REBUILD * r.raw_rows) * 1e6:.0f} µs of CPU per "
+            f"event, PostgreSQL's included; decoding and folding alone took "
+            f"{1e6 / r.raw_fold:.0f} µs."
         )
         table.notes.append(
             f"Generation (setup, not a figure): {r.cases:,} cases planned and recorded in "
