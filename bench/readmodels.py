@@ -310,6 +310,7 @@ class RebuildFigures:
     rebuild: float
     rebuild_s: float
     rebuild_cpu_s: float
+    postgres_cpu_s: float | None
     processes: int
 
 
@@ -332,19 +333,57 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed_rebuild(database_url: str) -> tuple[int, float, float, int]:
+def postgres_cpu_seconds() -> float | None:
+    """CPU time of the PostgreSQL server on this machine so far: its processes' own, and
+    that of the backends its postmaster has reaped (ended connections); None if no server
+    runs here (its share of a rebuild is then not measured)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, reaped = 0, None
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile: the postmaster counts it as reaped
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+        if name != "postgres":
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        parent = Path(f"/proc/{fields[1]}/comm")
+        if not parent.exists() or parent.read_text().strip() != "postgres":
+            reaped = int(fields[13]) + int(fields[14])  # the postmaster: cutime, cstime
+    return None if reaped is None else (total + reaped) / ticks
+
+
+@dataclass(frozen=True)
+class TimedRebuild:
+    position: int
+    seconds: float
+    cpu_seconds: float
+    """Of the rebuilding processes."""
+    postgres_cpu_seconds: float | None
+    processes: int
+
+
+def timed_rebuild(database_url: str) -> TimedRebuild:
     """`referral projections rebuild`: every read model replayed from the start into fresh
-    tables, then swapped in; (the position reached, seconds, CPU seconds of the rebuilding
-    processes, processes it used)."""
+    tables, then swapped in, with the CPU time it took here and in PostgreSQL."""
     app = build_application(database_url)
     db = open_database(database_url)
     try:
         projections = configured(all_projections(), ApiSettings(database_url=database_url))
         processes = rebuild_processes(db, projections, app.recorder.max_notification_id() or 0)
-        cpu = cpu_seconds()
+        cpu, server = cpu_seconds(), postgres_cpu_seconds()
         began = time.perf_counter()
         position = rebuild(app, db, projections, processes=processes)
-        return position, time.perf_counter() - began, cpu_seconds() - cpu, processes
+        seconds = time.perf_counter() - began
+        server_after = postgres_cpu_seconds()
+        return TimedRebuild(
+            position,
+            seconds,
+            cpu_seconds() - cpu,
+            None if server is None or server_after is None else server_after - server,
+            processes,
+        )
     finally:
         db.close()
         app.close()
@@ -774,9 +813,9 @@ def run(settings: Settings) -> list[Table]:  # noqa: PLR0915 -- the phases in or
         rows, rows_s = timed_read(database_url, decode=False)
         decoded, decode_s = timed_read(database_url, decode=True)
         folded, fold_s = timed_read(database_url, decode=True, fold=True)
-        reached, rebuild_s, rebuild_cpu_s, processes = timed_rebuild(database_url)
-        if reached != (last := log_end(database_url)):
-            raise RuntimeError(f"the rebuild reached {reached}, not the log's end {last}")
+        rebuilt = timed_rebuild(database_url)
+        if rebuilt.position != (last := log_end(database_url)):
+            raise RuntimeError(f"the rebuild reached {rebuilt.position}, not the log's end {last}")
         results.rebuild = RebuildFigures(
             events=rows,
             cases=done.cases,
@@ -784,10 +823,11 @@ def run(settings: Settings) -> list[Table]:  # noqa: PLR0915 -- the phases in or
             raw_rows=rate(rows, rows_s),
             raw_decode=rate(decoded, decode_s),
             raw_fold=rate(folded, fold_s),
-            rebuild=rate(rows, rebuild_s),
-            rebuild_s=rebuild_s,
-            rebuild_cpu_s=rebuild_cpu_s,
-            processes=processes,
+            rebuild=rate(rows, rebuilt.seconds),
+            rebuild_s=rebuilt.seconds,
+            rebuild_cpu_s=rebuilt.cpu_seconds,
+            postgres_cpu_s=rebuilt.postgres_cpu_seconds,
+            processes=rebuilt.processes,
         )
         # 2. enough cases for the reads, read models caught up
         app = build_application(database_url, clock=clock)
@@ -867,6 +907,7 @@ def tables(results: Results, sizes: Sizes) -> list[Table]:
                 "rebuild/(+decode+fold)",
                 "rebuild s",
                 "CPU µs/event",
+                "PostgreSQL's",
             ],
         )
         ratio = r.rebuild / r.raw_rows
@@ -883,6 +924,7 @@ def tables(results: Results, sizes: Sizes) -> list[Table]:
                 fmt_ratio(r.rebuild / r.raw_fold),
                 f"{r.rebuild_s:.1f}",
                 f"{r.rebuild_cpu_s / r.events * 1e6:.0f}",
+                "-" if r.postgres_cpu_s is None else f"{r.postgres_cpu_s / r.events * 1e6:.0f}",
             ]
         )
         table.notes.append(
@@ -897,7 +939,8 @@ def tables(results: Results, sizes: Sizes) -> list[Table]:
             f"{len(all_projections())} read models replayed from position 0 into fresh tables "
             f"and swapped in (integrity signing tree heads), in {r.processes} process(es) "
             "sharing the cases out (the default: one per core). CPU: of the rebuilding "
-            "processes (PostgreSQL's not counted), per event of the log. "
+            "processes, then of the PostgreSQL server's (if it runs on this machine: its "
+            "processes' and its ended backends'), per event of the log. "
             f"{TARGET_REBUILD} of raw rows on {os.cpu_count()} cores allows "
             f"{(os.cpu_count() or 1) / (TARGET_REBUILD * r.raw_rows) * 1e6:.0f} µs of CPU per "
             f"event, PostgreSQL's included; decoding and folding alone took "
