@@ -425,11 +425,7 @@ def redact(event_type: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` with each sensitive text the fold does not read replaced by `REDACTED`."""
     hidden = hidden_fields(event_type)
     return {
-        key: REDACTED
-        if key in hidden and value is not None
-        else value
-        if type(value) in _SHARED_TYPES
-        else _copy_plain(value)
+        key: REDACTED if key in hidden and value is not None else _copy_plain(value)
         for key, value in values.items()
     }
 
