@@ -5,12 +5,13 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import ClassVar
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import Notification
 
 from adapters.crypto.fields import fold_names, is_sealed
 from adapters.crypto.mapper import CaseKeyMapper
@@ -389,24 +390,33 @@ def test_the_runners_log_pages_and_decoder_read_what_the_recorder_and_mapper_do(
     assert not mapper.opened._entries  # each event of the log is read once: nothing kept
 
 
+def case_events_alike(
+    app: ReferralApplication, decode: Callable[[Notification], object]
+) -> Iterator[tuple[CaseEvent, CaseEvent]]:
+    """Decode the whole log with `decode` and with the full decoder; assert that each entry
+    comes out of the same type and equal in every attribute, a case event in every attribute
+    but its payload; yield each case event as both gave it, for the caller to compare."""
+    full = app.log_decoder()
+    for notification in app.log_page(0, 100_000):
+        read, opened = decode(notification), full(notification)
+        assert type(read) is type(opened)
+        if not isinstance(opened, CaseEvent):
+            assert vars(read) == vars(opened)
+            continue
+        assert isinstance(read, CaseEvent)
+        assert {k: v for k, v in vars(read).items() if k != "payload"} == {
+            k: v for k, v in vars(opened).items() if k != "payload"
+        }
+        yield read, opened
+
+
 def test_the_envelope_decoder_leaves_case_events_sealed_and_the_rest_as_read(
     seeded: ReferralApplication,
 ) -> None:
     """What part 0 of a rebuild reads other parts' case events with: their type, ids and times
     as the full decoder gives them, their sealed values still sealed."""
-    envelope = seeded.log_envelope_decoder()
-    full = seeded.log_decoder()
     sealed_somewhere = False
-    for notification in seeded.log_page(0, 1000):
-        read, opened = envelope(notification), full(notification)
-        assert type(read) is type(opened)
-        if not isinstance(opened, CaseEvent):
-            assert read.__dict__ == opened.__dict__
-            continue
-        assert {k: v for k, v in read.__dict__.items() if k != "payload"} == {
-            k: v for k, v in opened.__dict__.items() if k != "payload"
-        }
-        assert isinstance(read, CaseEvent)
+    for read, opened in case_events_alike(seeded, seeded.log_envelope_decoder()):
         assert read.payload.keys() == opened.payload.keys()
         differing = [k for k in opened.payload if read.payload[k] != opened.payload[k]]
         sealed_somewhere = sealed_somewhere or bool(differing)
@@ -420,20 +430,9 @@ def test_the_runner_opens_case_events_only_as_far_as_the_fold_reads_and_folds_th
 ) -> None:
     """Read models read the folded case and the envelope: the runner leaves sealed every
     sensitive value the case does not keep, and its cases equal those of the full decoder."""
-    runner_decode = seeded.log_fold_decoder()
-    full = seeded.log_decoder()
     by_runner, by_full = CaseStates(seeded, 1000), CaseStates(seeded, 1000)
     left_sealed = 0
-    for notification in seeded.log_page(0, 100_000):
-        read, opened = runner_decode(notification), full(notification)
-        assert type(read) is type(opened)
-        if not isinstance(opened, CaseEvent):
-            assert read.__dict__ == opened.__dict__
-            continue
-        assert isinstance(read, CaseEvent)
-        assert {k: v for k, v in read.__dict__.items() if k != "payload"} == {
-            k: v for k, v in opened.__dict__.items() if k != "payload"
-        }
+    for read, opened in case_events_alike(seeded, seeded.log_fold_decoder()):
         kept = fold_names(opened.event_type)
         for key, value in opened.payload.items():
             if key in kept or read.payload[key] == value:
