@@ -26,7 +26,8 @@ BULK_THRESHOLDS = (50_000, 10, 10)
 
 @contextmanager
 def fewer_collections() -> Iterator[None]:
-    """Run the cyclic collector at `BULK_THRESHOLDS` inside, and as before afterwards."""
+    """Run the cyclic collector at `BULK_THRESHOLDS` inside (a `with` block, or a function it
+    decorates), and as before afterwards."""
     previous = gc.get_threshold()
     gc.set_threshold(*BULK_THRESHOLDS)
     try:

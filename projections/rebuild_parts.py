@@ -127,13 +127,9 @@ def _run_as_part(runner: ProjectionRunner, upto: int, index: int, count: int) ->
         runner.states.forget()  # it folded only its own cases
 
 
+@fewer_collections()
 def run_part(part: Part) -> int:
     """In a spawned process: rebuild one part's cases up to the plan; return where it got."""
-    with fewer_collections():
-        return _run_part(part)
-
-
-def _run_part(part: Part) -> int:
     app = build_application(part.database_url, create_tables=False)
     db = open_database(part.database_url)
     try:

@@ -508,6 +508,7 @@ class ProjectionRunner:
                 stop.wait(gather)
 
 
+@fewer_collections()
 def rebuild(
     app: ReferralApplication,
     db: SqliteDatabase | PostgresDatabase,
@@ -527,28 +528,6 @@ def rebuild(
     as `rebuild_processes` says. The collector runs less often meanwhile
     (`projections.collector`).
     """
-    with fewer_collections():
-        return _rebuild(
-            app,
-            db,
-            projections,
-            batch_size=batch_size,
-            swap=swap,
-            suffix=suffix,
-            processes=processes,
-        )
-
-
-def _rebuild(
-    app: ReferralApplication,
-    db: SqliteDatabase | PostgresDatabase,
-    projections: Sequence[Projection],
-    *,
-    batch_size: int | None,
-    swap: bool,
-    suffix: str,
-    processes: int | None,
-) -> int:
     with db.transaction() as tx:
         ensure_tracking(tx)
         for projection in projections:

@@ -48,6 +48,7 @@ def listen_for_appends(
     return thread
 
 
+@fewer_collections()  # a process of its own, that may catch up on a long log
 def run_worker(
     runner: ProjectionRunner,
     db: SqliteDatabase | PostgresDatabase,
@@ -70,17 +71,6 @@ def run_worker(
         signal.signal(signal.SIGINT, _stop)
     if isinstance(db, PostgresDatabase):
         listen_for_appends(runner, db, stop)
-    with fewer_collections():  # a process of its own, that may catch up on a long log
-        _restart_loop(runner, stop, poll_interval, gather, on_error)
-
-
-def _restart_loop(
-    runner: ProjectionRunner,
-    stop: threading.Event,
-    poll_interval: float,
-    gather: float,
-    on_error: Callable[[BaseException], None] | None,
-) -> None:
     attempt = 0
     while not stop.is_set():
         try:
